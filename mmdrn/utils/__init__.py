@@ -1,0 +1,4 @@
+"""Utilities shared by mmdrn's components and tools."""
+from .checkpoint import CheckpointError, load_file
+
+__all__ = ['CheckpointError', 'load_file']

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Install mmdrn with its full OpenMMLab + timm stack into a virtual environment.
+#
+#   bash scripts/install.sh            # creates/uses ./.venv
+#   VENV=/path/to/env bash scripts/install.sh
+#   (or activate any venv/conda env first: the active one is used)
+#
+# Versions come from requirements/stack.txt. mmcv has no wheel for current
+# PyTorch on PyPI, so its source is built with compiled ops (CUDA ops when
+# torch sees a GPU, CPU ops otherwise) and the wheel is cached in
+# $MMDRN_WHEEL_CACHE (default ~/.cache/mmdrn/wheels): later installs take
+# seconds. A working mmcv that is already installed is left alone.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+stack="$root/requirements/stack.txt"
+cache="${MMDRN_WHEEL_CACHE:-$HOME/.cache/mmdrn/wheels}"
+start=$SECONDS
+
+log() { printf '[mmdrn install] %s\n' "$*"; }
+pin() { grep -E "^$1==" "$stack" | head -n 1 | sed 's/[[:space:]]*#.*//'; }
+
+# --- the environment -------------------------------------------------------
+if [[ -n "${VENV:-}" ]]; then
+    env_dir="$VENV"
+elif [[ -n "${VIRTUAL_ENV:-}" ]]; then
+    env_dir="$VIRTUAL_ENV"
+elif [[ -n "${CONDA_PREFIX:-}" ]]; then
+    env_dir="$CONDA_PREFIX"
+else
+    env_dir="$root/.venv"
+fi
+if [[ ! -x "$env_dir/bin/python" ]]; then
+    log "creating virtual environment $env_dir"
+    "${PYTHON:-python3}" -m venv "$env_dir"
+fi
+py="$env_dir/bin/python"
+pip=("$py" -m pip --disable-pip-version-check)
+log "using $("$py" --version) in $env_dir"
+
+# mmcv's setup.py imports pkg_resources, which setuptools 81 removed.
+"${pip[@]}" install -q --upgrade pip 'setuptools<81' wheel ninja
+
+# --- torch -----------------------------------------------------------------
+have_torch=$("$py" -c 'import torch, torchvision; print(torch.__version__)' 2>/dev/null || true)
+if [[ -n "$have_torch" ]]; then
+    log "torch $have_torch already installed: keeping it"
+else
+    log "installing $(pin torch) $(pin torchvision)"
+    "${pip[@]}" install -q "$(pin torch)" "$(pin torchvision)"
+fi
+
+# --- mmcv with compiled ops ------------------------------------------------
+mmcv_ok() {
+    "$py" - <<'EOF' 2>/dev/null
+import mmcv
+from packaging.version import Version
+assert Version('2.0.0rc4') <= Version(mmcv.__version__) < Version('2.2.0')
+import mmcv.ops  # noqa: F401  (fails without the compiled extension)
+from mmcv import _ext  # noqa: F401
+EOF
+}
+if mmcv_ok; then
+    log "a working mmcv with ops is installed: leaving it alone"
+else
+    mmcv_version=$(pin mmcv | cut -d= -f3)
+    # The wheel depends on python, torch and whether CUDA ops were compiled.
+    read -r tag device cxx < <("$py" - <<'EOF'
+import sys, torch
+cuda = torch.cuda.is_available()
+tag = 'py{}{}-torch{}-{}'.format(
+    sys.version_info.major, sys.version_info.minor,
+    torch.__version__.split('+')[0],
+    'cu' + torch.version.cuda.replace('.', '') if cuda else 'cpu')
+# The C++ standard torch builds its own extensions with (17 up to torch 2.9,
+# 20 after): read it off torch.utils.cpp_extension rather than guess.
+import inspect, re
+from torch.utils import cpp_extension
+std = max(int(v) for v in re.findall(r'-std=c\+\+(\d\d)',
+                                     inspect.getsource(cpp_extension)))
+print(tag, 'cuda' if cuda else 'cpu', std)
+EOF
+)
+    wheel_dir="$cache/mmcv-$mmcv_version-$tag"
+    wheel=$(ls "$wheel_dir"/mmcv-"$mmcv_version"-*.whl 2>/dev/null | head -n 1 || true)
+    if [[ -n "$wheel" ]]; then
+        log "reusing cached $wheel"
+    else
+        log "building mmcv $mmcv_version with $device ops (C++$cxx); this takes" \
+            "about 15 minutes on 2 cores, once"
+        build=$(mktemp -d)
+        trap 'rm -rf "$build"' EXIT
+        "${pip[@]}" download -q --no-deps --no-binary :all: --no-build-isolation \
+            "mmcv==$mmcv_version" -d "$build"
+        tar -xzf "$build"/mmcv-"$mmcv_version".tar.gz -C "$build"
+        src="$build/mmcv-$mmcv_version"
+        sed -i "s/-std=c++17/-std=c++$cxx/g" "$src/setup.py"
+        export MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}"
+        if [[ "$device" == cuda ]]; then export FORCE_CUDA=1; fi
+        mkdir -p "$wheel_dir"
+        "${pip[@]}" wheel -q --no-build-isolation --no-deps "$src" \
+            -w "$build/wheel"
+        mv "$build"/wheel/mmcv-*.whl "$wheel_dir"/
+        wheel=$(ls "$wheel_dir"/mmcv-"$mmcv_version"-*.whl | head -n 1)
+        log "cached $wheel"
+    fi
+    "${pip[@]}" install -q --no-deps "$wheel"
+    # mmcv's own runtime requirements (addict, yapf, opencv, ...)
+    "${pip[@]}" install -q addict numpy packaging Pillow pyyaml yapf opencv-python
+fi
+
+# --- the OpenMMLab stack, timm and mmdrn itself -----------------------------
+log "installing mmdrn and the pinned stack"
+"${pip[@]}" install -q -e "$root[tests]"
+"$py" - <<'EOF'
+import mmcv.ops, mmseg.models, mmpretrain.models, timm, mmdrn  # noqa: F401
+import mmcv, mmengine, mmseg, mmpretrain, torch
+print('[mmdrn install] ok: torch', torch.__version__, '| mmcv', mmcv.__version__,
+      '| mmengine', mmengine.__version__, '| mmseg', mmseg.__version__,
+      '| mmpretrain', mmpretrain.__version__, '| timm', timm.__version__)
+EOF
+log "done in $((SECONDS - start)) s"
