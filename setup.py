@@ -43,7 +43,6 @@ setup(
         'stack': [req for req in read_requirements('stack.txt')
                   if req.split('==')[0] in BUILD_SPECIFIC],
     },
-    entry_points={'timm.models': []},
     classifiers=[
         'Programming Language :: Python :: 3',
         'Topic :: Scientific/Engineering :: Artificial Intelligence',

@@ -1,0 +1,22 @@
+# The README's commands. Each one installs the stack first (seconds once the
+# mmcv wheel is cached in ~/.cache/mmdrn/wheels).
+PYTHON ?= .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-slow lint
+
+install:
+	bash scripts/install.sh
+
+demo: install
+	$(PYTHON) tools/demo.py
+
+test: install
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+test-slow: install
+	$(PYTHON) -m pytest -m slow $(PYTEST_ARGS)
+
+lint:
+	$(PYTHON) -m ruff check mmdrn tools tests configs
+	$(PYTHON) -m ruff format --check mmdrn tools tests
