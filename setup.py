@@ -1,4 +1,5 @@
 """Packaging for mmdrn. The stack's versions live in requirements/stack.txt."""
+
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -11,13 +12,15 @@ BUILD_SPECIFIC = ('torch', 'torchvision', 'mmcv')
 
 def read_requirements(name: str) -> list:
     lines = (HERE / 'requirements' / name).read_text().splitlines()
-    return [line.split('#')[0].strip() for line in lines
-            if line.split('#')[0].strip()]
+    return [line.split('#')[0].strip() for line in lines if line.split('#')[0].strip()]
 
 
 def stack_requirements() -> list:
-    return [req for req in read_requirements('stack.txt')
-            if req.split('==')[0] not in BUILD_SPECIFIC]
+    return [
+        req
+        for req in read_requirements('stack.txt')
+        if req.split('==')[0] not in BUILD_SPECIFIC
+    ]
 
 
 def version() -> str:
@@ -29,8 +32,7 @@ def version() -> str:
 setup(
     name='mmdrn',
     version=version(),
-    description='Dilated Residual Networks for MMSegmentation, mmpretrain '
-                'and timm',
+    description='Dilated Residual Networks for MMSegmentation, mmpretrain and timm',
     long_description=(HERE / 'README.md').read_text(),
     long_description_content_type='text/markdown',
     license='Apache-2.0',
@@ -40,8 +42,11 @@ setup(
     install_requires=stack_requirements(),
     extras_require={
         'tests': read_requirements('tests.txt'),
-        'stack': [req for req in read_requirements('stack.txt')
-                  if req.split('==')[0] in BUILD_SPECIFIC],
+        'stack': [
+            req
+            for req in read_requirements('stack.txt')
+            if req.split('==')[0] in BUILD_SPECIFIC
+        ],
     },
     classifiers=[
         'Programming Language :: Python :: 3',

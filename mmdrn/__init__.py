@@ -6,6 +6,7 @@ mmpretrain registries. It also lets mmengine resume from its own checkpoints
 on torch >= 2.6 without turning ``weights_only`` loading off (see
 :mod:`mmdrn.utils.mmengine_compat`).
 """
+
 from .utils import allow_mmengine_checkpoints
 from .version import __version__
 

@@ -5,6 +5,7 @@ about MMSegmentation's and mmpretrain's registries, so the same class can be
 named in a config of either scope (``default_scope='mmseg'`` or
 ``'mmpretrain'``).
 """
+
 from typing import Callable, Type
 
 from mmpretrain.registry import DATASETS as PRETRAIN_DATASETS
@@ -26,8 +27,9 @@ _SCOPES = {
 def _register(kind: str, scopes: tuple) -> Callable[[Type], Type]:
     unknown = set(scopes) - set(_SCOPES[kind])
     if unknown:
-        raise ValueError(f'scopes must be among {sorted(_SCOPES[kind])}, '
-                         f'got {sorted(unknown)}')
+        raise ValueError(
+            f'scopes must be among {sorted(_SCOPES[kind])}, got {sorted(unknown)}'
+        )
 
     def decorator(cls: Type) -> Type:
         for scope in scopes:

@@ -1,4 +1,5 @@
 """Utilities shared by mmdrn's components and tools."""
+
 from .checkpoint import CheckpointError, load_file
 from .mmengine_compat import allow_mmengine_checkpoints
 

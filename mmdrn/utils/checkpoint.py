@@ -5,6 +5,7 @@ which uses ``torch.load(..., weights_only=True)``: tensors, containers and
 plain Python values load; anything that would need arbitrary code to unpickle
 is refused with a message naming the file.
 """
+
 import os
 import pickle
 import zipfile
@@ -42,8 +43,10 @@ def load_file(path: Union[str, os.PathLike], map_location: Any = 'cpu') -> Any:
         raise CheckpointError(
             f'refusing to load {path!r}: it holds objects that are not plain '
             f'weights, and mmdrn never unpickles arbitrary code '
-            f'(weights_only=True). Details: {err}') from err
+            f'(weights_only=True). Details: {err}'
+        ) from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
         raise CheckpointError(
             f'cannot read checkpoint {path!r}: the file is truncated or '
-            f'corrupt ({type(err).__name__}: {err})') from err
+            f'corrupt ({type(err).__name__}: {err})'
+        ) from err

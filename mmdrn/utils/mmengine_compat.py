@@ -11,6 +11,7 @@ exactly these globals to torch's allow-list. ``getattr`` is *not* allowed as
 such: it is replaced, under its pickled name, by a function that only returns
 the named statistic methods of ``HistoryBuffer`` and refuses anything else.
 """
+
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,8 @@ def history_buffer_method(owner: Any, name: str) -> Any:
     if owner is not HistoryBuffer or not isinstance(name, str) or name not in methods:
         raise pickle.UnpicklingError(
             f'refusing getattr({owner!r}, {name!r}) in a weights-only load: only '
-            f'HistoryBuffer statistic methods {sorted(methods)} are allowed')
+            f'HistoryBuffer statistic methods {sorted(methods)} are allowed'
+        )
     return methods[name]
 
 
@@ -50,14 +52,21 @@ def _numpy_globals() -> list:
         from numpy.core import multiarray
     allowed = [np.ndarray, np.dtype]
     for path in ('numpy.core.multiarray', 'numpy._core.multiarray'):
-        allowed += [(multiarray._reconstruct, f'{path}._reconstruct'),
-                    (multiarray.scalar, f'{path}.scalar')]
+        allowed += [
+            (multiarray._reconstruct, f'{path}._reconstruct'),
+            (multiarray.scalar, f'{path}.scalar'),
+        ]
     # Concrete dtype classes (numpy.dtypes.Float64DType, ...) appear in pickles
     # of arrays of those dtypes; they only describe data.
     dtypes = getattr(np, 'dtypes', None)
     if dtypes is not None:
-        allowed += [cls for name in dir(dtypes) if name.endswith('DType')
-                    for cls in [getattr(dtypes, name)] if isinstance(cls, type)]
+        allowed += [
+            cls
+            for name in dir(dtypes)
+            if name.endswith('DType')
+            for cls in [getattr(dtypes, name)]
+            if isinstance(cls, type)
+        ]
     return allowed
 
 
@@ -68,5 +77,5 @@ def allow_mmengine_checkpoints() -> None:
     """
     HistoryBuffer()  # registers the default statistic methods on the class
     torch.serialization.add_safe_globals(
-        [HistoryBuffer, (history_buffer_method, 'builtins.getattr')]
-        + _numpy_globals())
+        [HistoryBuffer, (history_buffer_method, 'builtins.getattr')] + _numpy_globals()
+    )

@@ -1,4 +1,5 @@
 """mmengine resumes from its own checkpoints with weights_only loading on."""
+
 import pickle
 
 import numpy as np
@@ -40,16 +41,21 @@ def _runner(work_dir, max_iters, **kwargs):
         model=_Regressor(),
         work_dir=str(work_dir),
         train_dataloader=dict(
-            dataset=_Line(), batch_size=4, num_workers=0,
+            dataset=_Line(),
+            batch_size=4,
+            num_workers=0,
             sampler=dict(type='DefaultSampler', shuffle=True),
-            collate_fn=dict(type='default_collate')),
+            collate_fn=dict(type='default_collate'),
+        ),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
         param_scheduler=dict(type='MultiStepLR', milestones=[3], by_epoch=False),
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2,
-                                           by_epoch=False)),
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False)
+        ),
         randomness=dict(seed=0),
-        **kwargs)
+        **kwargs,
+    )
 
 
 def test_resume_from_mmengine_checkpoint_with_weights_only(tmp_path):
@@ -62,8 +68,7 @@ def test_resume_from_mmengine_checkpoint_with_weights_only(tmp_path):
     checkpoint = tmp_path / 'stopped' / 'iter_4.pth'
     # the checkpoint holds objects beyond tensors, yet loads with weights_only
     state = torch.load(checkpoint, weights_only=True)
-    assert isinstance(state['message_hub']['log_scalars']['train/loss'],
-                      HistoryBuffer)
+    assert isinstance(state['message_hub']['log_scalars']['train/loss'], HistoryBuffer)
 
     resumed = _runner(tmp_path / 'stopped', 6, resume=True, load_from=str(checkpoint))
     resumed.train()
@@ -82,11 +87,14 @@ class _GetattrPayload:
         return getattr, (self.owner, self.name)
 
 
-@pytest.mark.parametrize('owner,name', [
-    (HistoryBuffer, '__init__'),       # not a statistic method
-    (HistoryBuffer, '__dict__'),
-    (np.ndarray, 'tofile'),            # an allowed class, but not HistoryBuffer
-])
+@pytest.mark.parametrize(
+    'owner,name',
+    [
+        (HistoryBuffer, '__init__'),  # not a statistic method
+        (HistoryBuffer, '__dict__'),
+        (np.ndarray, 'tofile'),  # an allowed class, but not HistoryBuffer
+    ],
+)
 def test_getattr_stays_refused_beyond_history_buffer_methods(tmp_path, owner, name):
     path = tmp_path / 'payload.pth'
     torch.save({'x': _GetattrPayload(owner, name)}, path)
