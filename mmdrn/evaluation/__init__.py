@@ -1,1 +1,5 @@
-"""mmdrn evaluation."""
+"""mmdrn evaluation: ImageNet localization ground truth and metrics."""
+
+from .imagenet_loc import ImageNetBoxes, box_iou, localized, parse_imagenet_xml
+
+__all__ = ['ImageNetBoxes', 'box_iou', 'localized', 'parse_imagenet_xml']
