@@ -3,6 +3,7 @@
 The classes here are plain PyTorch modules.
 """
 
+from .aspp import ASPPConv, ASPPNeck, ASPPPooling
 from .context_module import ContextConv, ContextModule
 
-__all__ = ['ContextConv', 'ContextModule']
+__all__ = ['ASPPConv', 'ASPPNeck', 'ASPPPooling', 'ContextConv', 'ContextModule']

@@ -1,0 +1,207 @@
+"""Atrous Spatial Pyramid Pooling with image-level features, in plain PyTorch.
+
+L.-C. Chen, G. Papandreou, F. Schroff and H. Adam, "Rethinking Atrous
+Convolution for Semantic Image Segmentation" (DeepLabv3), 2017
+(https://arxiv.org/abs/1706.05587), Section 3.3.
+
+Parallel branches on one feature map: a 1x1 convolution, 3x3 convolutions
+with different atrous rates, and image-level features (global average pool,
+1x1 convolution, upsampled back to the map's size), each with batch norm;
+their concatenation is fused by another 1x1 convolution with batch norm.
+DeepLabv3 uses rates (6, 12, 18) at output stride 16 and doubles them at
+output stride 8; DRNs have output stride 8, hence the default
+``dilations=(1, 12, 24, 36)``, where the rate 1 stands for the 1x1 branch.
+"""
+
+from collections import abc
+from typing import Callable, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ._utils import check_in_index, check_int, select_input
+
+__all__ = ['ASPPConv', 'ASPPPooling', 'ASPPNeck']
+
+NormLayer = Optional[Callable[[int], nn.Module]]
+ActLayer = Optional[Callable[[], nn.Module]]
+
+
+def _norm_act(channels: int, norm_layer: NormLayer, act_layer: ActLayer) -> list:
+    return [
+        norm_layer(channels) if norm_layer is not None else nn.Identity(),
+        act_layer() if act_layer is not None else nn.Identity(),
+    ]
+
+
+class ASPPConv(nn.Sequential):
+    """Conv + norm + act; 1x1 for ``dilation=1``, else an atrous 3x3.
+
+    Both keep the spatial size (the 3x3 is padded by its dilation).
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        dilation (int): Atrous rate; 1 means a 1x1 convolution.
+        norm_layer (Callable[[int], nn.Module], optional): Norm builder;
+            the conv has a bias only without it.
+        act_layer (Callable[[], nn.Module], optional): Activation builder.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        dilation: int,
+        norm_layer: NormLayer,
+        act_layer: ActLayer,
+    ) -> None:
+        kernel = 1 if dilation == 1 else 3
+        super().__init__(
+            nn.Conv2d(
+                in_channels,
+                out_channels,
+                kernel,
+                padding=dilation if kernel == 3 else 0,
+                dilation=dilation,
+                bias=norm_layer is None,
+            ),
+            *_norm_act(out_channels, norm_layer, act_layer),
+        )
+
+
+class ASPPPooling(nn.Sequential):
+    """Image-level features: global average pool, 1x1 conv + norm + act,
+    upsampled back to the input's size.
+
+    With a batch norm in training mode this branch needs more than one
+    image per batch (it normalises one value per image and channel).
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        norm_layer (Callable[[int], nn.Module], optional): Norm builder.
+        act_layer (Callable[[], nn.Module], optional): Activation builder.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        norm_layer: NormLayer,
+        act_layer: ActLayer,
+    ) -> None:
+        super().__init__(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(in_channels, out_channels, 1, bias=norm_layer is None),
+            *_norm_act(out_channels, norm_layer, act_layer),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Pool ``x`` to one vector per image and spread it back over ``x``'s size."""
+        # Bilinear upsampling of a 1x1 map (as in the paper) is a broadcast.
+        return F.interpolate(
+            super().forward(x), size=x.shape[-2:], mode='bilinear', align_corners=False
+        )
+
+
+class ASPPNeck(nn.Module):
+    """DeepLabv3's ASPP (with image pooling) as a segmentation neck.
+
+    Paper: https://arxiv.org/abs/1706.05587. Runs on one backbone output
+    (``in_index``) and returns the backbone's tuple with that entry replaced
+    by the ASPP output (``channels`` channels, same height and width for any
+    input size), so auxiliary heads can still read the other levels.
+
+    Args:
+        in_channels (int): Channels of the selected backbone output.
+        channels (int): Channels of every branch and of the output.
+            Default: 256.
+        dilations (Sequence[int]): Atrous rates, one branch each; 1 is a 1x1
+            branch. Default: ``(1, 12, 24, 36)``, DeepLabv3's
+            ``(1, 6, 12, 18)`` doubled for output stride 8.
+        image_pooling (bool): Add the image-level-features branch.
+            Default: True.
+        dropout_ratio (float): Channel dropout after the fusing 1x1 conv;
+            0 for none. Default: 0.
+        in_index (int): Which backbone output to use; negative counts from
+            the end. Default: -1 (the last).
+        norm_layer (Callable[[int], nn.Module], optional): Norm in every
+            branch and after the fusion. Default: ``nn.BatchNorm2d``.
+        act_layer (Callable[[], nn.Module], optional): Activation after every
+            norm. Default: ``nn.ReLU``.
+
+    Example:
+        >>> import torch
+        >>> neck = ASPPNeck(32, channels=16).eval()
+        >>> feats = (torch.rand(1, 8, 26, 38), torch.rand(1, 32, 13, 19))
+        >>> [tuple(o.shape) for o in neck(feats)]
+        [(1, 8, 26, 38), (1, 16, 13, 19)]
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int = 256,
+        dilations: Sequence[int] = (1, 12, 24, 36),
+        image_pooling: bool = True,
+        dropout_ratio: float = 0.0,
+        in_index: int = -1,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+        act_layer: ActLayer = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        check_int('in_channels', in_channels)
+        check_int('channels', channels)
+        if (
+            isinstance(dilations, (str, bytes))
+            or not isinstance(dilations, abc.Sequence)
+            or not dilations
+            or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 1
+                for d in dilations
+            )
+        ):
+            raise ValueError(
+                'dilations must be a non-empty sequence of ints >= 1 '
+                f'(1 = a 1x1 branch), got {dilations!r}'
+            )
+        if not 0 <= dropout_ratio < 1:
+            raise ValueError(f'dropout_ratio must be in [0, 1), got {dropout_ratio!r}')
+        self.in_channels = in_channels
+        self.channels = channels
+        self.dilations = tuple(dilations)
+        self.image_pooling = bool(image_pooling)
+        self.in_index = check_in_index(in_index)
+
+        self.branches = nn.ModuleList(
+            ASPPConv(in_channels, channels, d, norm_layer, act_layer)
+            for d in self.dilations
+        )
+        if self.image_pooling:
+            self.branches.append(
+                ASPPPooling(in_channels, channels, norm_layer, act_layer)
+            )
+        self.project = ASPPConv(
+            len(self.branches) * channels, channels, 1, norm_layer, act_layer
+        )
+        self.dropout = (
+            nn.Dropout2d(dropout_ratio) if dropout_ratio > 0 else nn.Identity()
+        )
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, ...]:
+        """Run ASPP on ``inputs[in_index]``.
+
+        Args:
+            inputs (Sequence[Tensor]): Backbone outputs, ``(N, C_i, H_i, W_i)``.
+
+        Returns:
+            tuple[Tensor]: ``inputs`` with entry ``in_index`` replaced by the
+            ASPP output ``(N, channels, H, W)``.
+        """
+        inputs, index = select_input(inputs, self.in_index, self.in_channels)
+        x = inputs[index]
+        out = torch.cat([branch(x) for branch in self.branches], dim=1)
+        out = self.dropout(self.project(out))
+        return inputs[:index] + (out,) + inputs[index + 1 :]
