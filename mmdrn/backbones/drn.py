@@ -1,0 +1,1016 @@
+"""Dilated Residual Networks (DRN-A, DRN-B, DRN-C, DRN-D).
+
+Paper: Fisher Yu, Vladlen Koltun, Thomas Funkhouser, "Dilated Residual
+Networks", CVPR 2017, https://arxiv.org/abs/1705.09914. Official code:
+https://github.com/fyu/drn (``drn.py``), whose parameter layout this module
+keeps, so the official checkpoints load without renaming.
+
+One :class:`DRN` class builds every variant from the ``_ARCHS`` table:
+
+* **DRN-A** (18, 34, 50, 101): a ResNet in torchvision's key layout (``conv1``
+  7x7 stride 2, ``bn1``, max pool, ``layer1`` .. ``layer4``, ``fc`` Linear) whose
+  groups 4 and 5 (``layer3``/``layer4``) lose their stride and are dilated 2 and
+  4. The paper's equations dilate every layer of a group except the very first
+  convolution (``G^4_1``); the official ``DRN_A`` instead builds the whole first
+  *block* of ``layer3``/``layer4`` with dilation 1 and dilates blocks 2.. only.
+  We follow the code, so torchvision ResNet weights and fyu/drn's ``drn_a_50``
+  behave exactly as in the original.
+* **DRN-B** (26, 42): the paper's intermediate degridding stage. Max pooling is
+  replaced by a stride-1 7x7 stem and two residual levels (16 and 32 channels),
+  and levels 7 (dilation 2) and 8 (dilation 1) are added *with* residual
+  connections. fyu/drn never released B; its parameter count equals C's.
+* **DRN-C** (26, 42, 58): as B, but levels 7 and 8 have no residual connection.
+  As in the official code, the first block of level 7 keeps a 1x1 projection
+  (``layer7.0.downsample``) whenever the channel count changes (C-58: 2048 to
+  512). It is never used in the forward pass (no residual), but it is part of
+  the official checkpoints and of the official parameter count (41.59M), so it
+  is kept; its parameters receive no gradient.
+* **DRN-D** (22, 24, 38, 40, 54, 56, 105, 107): fyu/drn's variant whose levels
+  1, 2, 7 and 8 (and the stem, ``layer0``) are plain conv-norm-act layers.
+
+Levels and their output strides (``output_stride=8``, the paper's setting)::
+
+    level      1    2    3    4    5    6    7    8
+    B/C/D      /1   /2   /4   /8   /8   /8   /8   /8    dilation 1 1 1 1 2 4 2 1
+    A          /4   /8   /8   /8                        dilation 1 1 2 4
+
+``output_stride`` 16 or 32 re-enables the original ResNet strides of the last
+levels (B/C/D: level 5, and level 6 for 32; A: ``layer3``, and ``layer4`` for
+32) and shrinks the dilations so that every 3x3 convolution keeps the sampling
+step, in input pixels, it has at output stride 8 (dilation x stride of its
+input). The strided convolution is the one that reads the level's input, so
+the same weights compute the output-stride-8 features at every other position
+of that convolution. Where the step would need a dilation below 1 it is 1::
+
+    B/C/D, os=16: level 5 stride 2 (first 3x3 dilation 2, others 1),
+                  level 6 dilation 2, levels 7 and 8 dilation 1
+    B/C/D, os=32: level 5 stride 2 (first 3x3 dilation 2, others 1),
+                  level 6 stride 2 (first 3x3 dilation 2, others 1),
+                  levels 7 and 8 dilation 1
+    A, os=16:     layer3 stride 2, dilation 1; layer4 block 1 dilation 1,
+                  blocks 2.. dilation 2 (torchvision's dilated ResNet)
+    A, os=32:     the plain ResNet (layer3 and layer4 stride 2, dilation 1)
+
+Levels 7/8 at os=16/32 and A's first ``layer4`` block at os=16 are the places
+where the step cannot be kept (it would need dilation 1/2).
+
+Beyond the official code: global pooling works at any input size (the
+original's fixed 28x28 average pool only fits 224x224 inputs), ``in_chans``
+other than 3, ``norm_layer``/``act_layer`` choices, gradient checkpointing and
+the timm model API (``forward_features``, ``forward_head``,
+``forward_intermediates``, ``features_only``, ``reset_classifier`` ...).
+
+Example:
+    >>> import timm, torch
+    >>> import mmdrn  # noqa: F401  (registers the drn_* models)
+    >>> model = timm.create_model('drn_c_26').eval()
+    >>> model.forward_features(torch.rand(1, 3, 64, 64)).shape
+    torch.Size([1, 512, 8, 8])
+"""
+
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import SelectAdaptivePool2d, get_act_layer, get_norm_layer
+from timm.models import (
+    build_model_with_cfg,
+    checkpoint,
+    checkpoint_seq,
+    generate_default_cfgs,
+    register_model,
+)
+
+from .drn_weights import convert_state_dict, match_state_dict
+
+__all__ = ['DRN', 'BasicBlock', 'Bottleneck', 'ConvLevel', 'Downsample']
+
+LayerFactory = Union[str, Callable[..., nn.Module]]
+
+
+class Downsample(nn.Sequential):
+    """1x1 projection (conv + norm) of a residual block's shortcut.
+
+    Args:
+        in_chs (int): Input channels.
+        out_chs (int): Output channels.
+        stride (int): Stride of the projection.
+        norm_layer (Callable): Normalization layer factory, called with the
+            number of channels.
+    """
+
+    def __init__(
+        self, in_chs: int, out_chs: int, stride: int, norm_layer: Callable
+    ) -> None:
+        super().__init__(
+            nn.Conv2d(in_chs, out_chs, 1, stride=stride, bias=False),
+            norm_layer(out_chs),
+        )
+
+
+def _conv3x3(in_chs: int, out_chs: int, stride: int, dilation: int) -> nn.Conv2d:
+    # padding = dilation keeps the spatial size (up to the stride) at any dilation
+    return nn.Conv2d(
+        in_chs,
+        out_chs,
+        3,
+        stride=stride,
+        padding=dilation,
+        dilation=dilation,
+        bias=False,
+    )
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions, with or without a residual connection.
+
+    Args:
+        in_chs (int): Input channels.
+        planes (int): Output channels.
+        stride (int): Stride of the first convolution. Default: 1.
+        dilation (tuple[int, int]): Dilations of the two convolutions.
+            Default: (1, 1).
+        residual (bool): Add the shortcut (DRN-C/D levels 7-8 do not).
+            Default: True.
+        downsample (nn.Module, optional): Shortcut projection. Default: None.
+        norm_layer (Callable): Normalization layer factory.
+            Default: ``nn.BatchNorm2d``.
+        act_layer (Callable): Activation factory, called with ``inplace=True``.
+            Default: ``nn.ReLU``.
+    """
+
+    expansion = 1
+
+    def __init__(
+        self,
+        in_chs: int,
+        planes: int,
+        stride: int = 1,
+        dilation: Tuple[int, int] = (1, 1),
+        residual: bool = True,
+        downsample: Optional[nn.Module] = None,
+        norm_layer: Callable = nn.BatchNorm2d,
+        act_layer: Callable = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        self.conv1 = _conv3x3(in_chs, planes, stride, dilation[0])
+        self.bn1 = norm_layer(planes)
+        self.act1 = act_layer(inplace=True)
+        self.conv2 = _conv3x3(planes, planes, 1, dilation[1])
+        self.bn2 = norm_layer(planes)
+        self.downsample = downsample
+        self.act2 = act_layer(inplace=True)
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        x = self.act1(self.bn1(self.conv1(x)))
+        x = self.bn2(self.conv2(x))
+        if self.residual:
+            if self.downsample is not None:
+                shortcut = self.downsample(shortcut)
+            x = x + shortcut
+        return self.act2(x)
+
+
+class Bottleneck(nn.Module):
+    """1x1 - 3x3 - 1x1 residual block with expansion 4.
+
+    As in fyu/drn (and torchvision), the stride and the dilation are on the
+    3x3 convolution (``conv2``).
+
+    Args:
+        in_chs (int): Input channels.
+        planes (int): Width of the 3x3 convolution; the output has
+            ``4 * planes`` channels.
+        stride (int): Stride of ``conv2``. Default: 1.
+        dilation (tuple[int, int]): Dilation of ``conv2`` is ``dilation[0]``;
+            the second entry is accepted for symmetry with
+            :class:`BasicBlock`. Default: (1, 1).
+        residual (bool): Must be True (fyu/drn has no plain bottleneck).
+        downsample (nn.Module, optional): Shortcut projection. Default: None.
+        norm_layer (Callable): Normalization layer factory.
+            Default: ``nn.BatchNorm2d``.
+        act_layer (Callable): Activation factory. Default: ``nn.ReLU``.
+    """
+
+    expansion = 4
+
+    def __init__(
+        self,
+        in_chs: int,
+        planes: int,
+        stride: int = 1,
+        dilation: Tuple[int, int] = (1, 1),
+        residual: bool = True,
+        downsample: Optional[nn.Module] = None,
+        norm_layer: Callable = nn.BatchNorm2d,
+        act_layer: Callable = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        if not residual:
+            raise ValueError('Bottleneck blocks are always residual in DRN')
+        out_chs = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_chs, planes, 1, bias=False)
+        self.bn1 = norm_layer(planes)
+        self.act1 = act_layer(inplace=True)
+        self.conv2 = _conv3x3(planes, planes, stride, dilation[0])
+        self.bn2 = norm_layer(planes)
+        self.act2 = act_layer(inplace=True)
+        self.conv3 = nn.Conv2d(planes, out_chs, 1, bias=False)
+        self.bn3 = norm_layer(out_chs)
+        self.downsample = downsample
+        self.act3 = act_layer(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        x = self.act1(self.bn1(self.conv1(x)))
+        x = self.act2(self.bn2(self.conv2(x)))
+        x = self.bn3(self.conv3(x))
+        if self.downsample is not None:
+            shortcut = self.downsample(shortcut)
+        return self.act3(x + shortcut)
+
+
+class ConvLevel(nn.Sequential):
+    """Plain conv-norm-act layers of DRN-D (stem, levels 1, 2, 7, 8).
+
+    The modules are a flat sequence (conv, norm, act, conv, norm, act, ...) so
+    the keys are fyu/drn's ``layerN.0.weight``, ``layerN.1.*``, ``layerN.3.*``.
+
+    Args:
+        in_chs (int): Input channels.
+        out_chs (int): Output channels of every layer.
+        num_convs (int): Number of conv-norm-act layers.
+        stride (int): Stride of the first convolution. Default: 1.
+        dilation (tuple[int, int]): Dilation of the first convolution and of
+            the others. Default: (1, 1).
+        kernel_size (int): Kernel size. Default: 3.
+        norm_layer (Callable): Normalization layer factory.
+            Default: ``nn.BatchNorm2d``.
+        act_layer (Callable): Activation factory. Default: ``nn.ReLU``.
+    """
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        num_convs: int,
+        stride: int = 1,
+        dilation: Tuple[int, int] = (1, 1),
+        kernel_size: int = 3,
+        norm_layer: Callable = nn.BatchNorm2d,
+        act_layer: Callable = nn.ReLU,
+    ) -> None:
+        layers: List[nn.Module] = []
+        for i in range(num_convs):
+            d = dilation[0] if i == 0 else dilation[1]
+            layers += [
+                nn.Conv2d(
+                    in_chs if i == 0 else out_chs,
+                    out_chs,
+                    kernel_size,
+                    stride=stride if i == 0 else 1,
+                    padding=d * (kernel_size // 2),
+                    dilation=d,
+                    bias=False,
+                ),
+                norm_layer(out_chs),
+                act_layer(inplace=True),
+            ]
+        super().__init__(*layers)
+
+
+class _Arch(NamedTuple):
+    block: str  # 'basic' | 'bottleneck': the block of the residual levels
+    layers: Tuple[int, ...]  # blocks (or conv layers) per level
+
+
+_SHALLOW = (1, 1, 2, 2, 2, 2, 1, 1)
+_SHALLOW_DEEP_TAIL = (1, 1, 2, 2, 2, 2, 2, 2)
+_MEDIUM = (1, 1, 3, 4, 6, 3, 1, 1)
+_MEDIUM_DEEP_TAIL = (1, 1, 3, 4, 6, 3, 2, 2)
+_ARCHS: Dict[str, Dict[int, _Arch]] = {
+    'A': {
+        18: _Arch('basic', (2, 2, 2, 2)),
+        34: _Arch('basic', (3, 4, 6, 3)),
+        50: _Arch('bottleneck', (3, 4, 6, 3)),
+        101: _Arch('bottleneck', (3, 4, 23, 3)),
+    },
+    'B': {26: _Arch('basic', _SHALLOW), 42: _Arch('basic', _MEDIUM)},
+    'C': {
+        26: _Arch('basic', _SHALLOW),
+        42: _Arch('basic', _MEDIUM),
+        58: _Arch('bottleneck', _MEDIUM),
+    },
+    'D': {
+        22: _Arch('basic', _SHALLOW),
+        24: _Arch('basic', _SHALLOW_DEEP_TAIL),
+        38: _Arch('basic', _MEDIUM),
+        40: _Arch('basic', _MEDIUM_DEEP_TAIL),
+        54: _Arch('bottleneck', _MEDIUM),
+        56: _Arch('bottleneck', _MEDIUM_DEEP_TAIL),
+        105: _Arch('bottleneck', (1, 1, 3, 4, 23, 3, 1, 1)),
+        107: _Arch('bottleneck', (1, 1, 3, 4, 23, 3, 2, 2)),
+    },
+}
+OUTPUT_STRIDES = (8, 16, 32)
+_POOL_TYPES = ('', 'avg', 'max', 'avgmax', 'catavgmax')
+
+# Per level at output stride 8: (native ResNet stride, planes, dilation of the
+# first block, dilation of the other blocks). A's stem reduces by 4, B/C/D's by 1.
+_LEVELS_A = ((1, 64, 1, 1), (2, 128, 1, 1), (2, 256, 1, 2), (2, 512, 1, 4))
+_LEVELS_BCD = (
+    (1, 16, 1, 1),
+    (2, 32, 1, 1),
+    (2, 64, 1, 1),
+    (2, 128, 1, 1),
+    (2, 256, 2, 2),
+    (2, 512, 4, 4),
+    (1, 512, 2, 2),
+    (1, 512, 1, 1),
+)
+
+
+class _LevelPlan(NamedTuple):
+    stride: int
+    dilation_in: int  # 3x3 conv reading the level input (the strided one)
+    dilation_out: int  # other 3x3 convs of the first block
+    dilation: int  # 3x3 convs of blocks 2..n
+    reduction: int  # output stride of the level
+
+
+def level_plan(arch: str, output_stride: int = 8) -> List[_LevelPlan]:
+    """Stride and dilations of every level for an output stride.
+
+    Each 3x3 convolution keeps the sampling step (dilation x input stride) it
+    has at output stride 8; see the module docstring.
+
+    Args:
+        arch (str): 'A', 'B', 'C' or 'D'.
+        output_stride (int): 8, 16 or 32. Default: 8.
+
+    Returns:
+        list[_LevelPlan]: One entry per level.
+    """
+    levels = _LEVELS_A if arch == 'A' else _LEVELS_BCD
+    stem = 4 if arch == 'A' else 1
+    plans = []
+    in8 = inn = stem  # input reduction at os=8 and at the requested os
+    for native, _, first_dil, dil in levels:
+        out8 = in8 * native if in8 * native <= 8 else in8
+        stride = native if inn * native <= output_stride else 1
+        outn = inn * stride
+        plans.append(
+            _LevelPlan(
+                stride=stride,
+                dilation_in=max(1, in8 * first_dil // inn),
+                dilation_out=max(1, out8 * first_dil // outn),
+                dilation=max(1, out8 * dil // outn),
+                reduction=outn,
+            )
+        )
+        in8, inn = out8, outn
+    return plans
+
+
+def _check_choice(name: str, value: Any, allowed: Sequence) -> None:
+    if value not in allowed:
+        raise ValueError(f'{name} must be one of {list(allowed)}, got {value!r}')
+
+
+class DRN(nn.Module):
+    """Dilated Residual Network (Yu, Koltun, Funkhouser, CVPR 2017).
+
+    Paper: https://arxiv.org/abs/1705.09914. Levels, strides and dilations are
+    described in this module's docstring. The state dict uses fyu/drn's keys
+    (torchvision's ResNet keys for DRN-A).
+
+    Args:
+        arch (str): 'A', 'B', 'C' or 'D'. Default: 'C'.
+        depth (int): Depth; A: 18, 34, 50, 101; B: 26, 42; C: 26, 42, 58;
+            D: 22, 24, 38, 40, 54, 56, 105, 107. Default: 26.
+        num_classes (int): Classifier outputs; 0 removes the classifier.
+            Default: 1000.
+        in_chans (int): Input image channels. Default: 3.
+        output_stride (int): 8 (the paper), 16 or 32, with the same weights.
+            Default: 8.
+        global_pool (str): timm pooling type: 'avg', 'max', 'avgmax',
+            'catavgmax' or '' (no pooling; B/C/D then apply the 1x1 conv
+            classifier at every position, DRN-A needs ``num_classes=0``).
+            Default: 'avg'.
+        drop_rate (float): Dropout before the classifier. Default: 0.
+        norm_layer (str | Callable): Normalization layer factory called with
+            the channel count (e.g. ``nn.BatchNorm2d``, ``nn.SyncBatchNorm``,
+            ``functools.partial(nn.GroupNorm, 8)``) or a timm norm name.
+            Default: ``nn.BatchNorm2d``.
+        act_layer (str | Callable): Activation factory called with
+            ``inplace=True``, or a timm activation name. Default: ``nn.ReLU``.
+
+    Attributes:
+        num_features (int): Channels of the final feature map.
+        feature_info (list[dict]): Per level: ``num_chs``, ``reduction``,
+            ``module``.
+        level_names (tuple[str]): Module names of the levels, in order.
+        stem_names (tuple[str]): Module names of the stem, in order.
+
+    Example:
+        >>> model = DRN('D', 22, num_classes=10).eval()
+        >>> [f.shape[1:] for f in model.forward_intermediates(
+        ...     torch.rand(1, 3, 32, 32), intermediates_only=True)][-1]
+        torch.Size([512, 4, 4])
+    """
+
+    def __init__(
+        self,
+        arch: str = 'C',
+        depth: int = 26,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        output_stride: int = 8,
+        global_pool: str = 'avg',
+        drop_rate: float = 0.0,
+        norm_layer: LayerFactory = nn.BatchNorm2d,
+        act_layer: LayerFactory = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        _check_choice('arch', arch, sorted(_ARCHS))
+        _check_choice(f'depth of DRN-{arch}', depth, sorted(_ARCHS[arch]))
+        _check_choice('output_stride', output_stride, OUTPUT_STRIDES)
+        _check_choice('global_pool', global_pool, _POOL_TYPES)
+        if not isinstance(in_chans, int) or in_chans < 1:
+            raise ValueError(f'in_chans must be a positive int, got {in_chans!r}')
+        if not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f'num_classes must be an int >= 0, got {num_classes!r}')
+        if isinstance(norm_layer, str):
+            norm_layer = get_norm_layer(norm_layer)
+        if isinstance(act_layer, str):
+            act_layer = get_act_layer(act_layer)
+        self.arch = arch
+        self.depth = depth
+        self.layers = _ARCHS[arch][depth].layers
+        self.in_chans = in_chans
+        self.output_stride = output_stride
+        self.num_classes = num_classes
+        self.drop_rate = drop_rate
+        self.grad_checkpointing = False
+        layer_kw = dict(norm_layer=norm_layer, act_layer=act_layer)
+
+        # Stem. Absent parts stay None so forward() needs no per-arch branches.
+        self.layer0: Optional[nn.Module] = None
+        self.conv1: Optional[nn.Module] = None
+        self.bn1: Optional[nn.Module] = None
+        self.act1: Optional[nn.Module] = None
+        self.maxpool: Optional[nn.Module] = None
+        if arch == 'D':
+            self.layer0 = ConvLevel(in_chans, 16, 1, kernel_size=7, **layer_kw)
+            self.stem_names: Tuple[str, ...] = ('layer0',)
+        else:
+            stem_chs, stem_stride = (64, 2) if arch == 'A' else (16, 1)
+            self.conv1 = nn.Conv2d(
+                in_chans, stem_chs, 7, stride=stem_stride, padding=3, bias=False
+            )
+            self.bn1 = norm_layer(stem_chs)
+            self.act1 = act_layer(inplace=True)
+            self.stem_names = ('conv1', 'bn1', 'act1')
+            if arch == 'A':
+                self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+                self.stem_names += ('maxpool',)
+
+        # Levels 1..8 (A: 1..4), registered in execution order.
+        in_chs = 64 if arch == 'A' else 16
+        self.feature_info: List[Dict[str, Any]] = []
+        plans = level_plan(arch, output_stride)
+        for index, plan in enumerate(plans):
+            name = f'layer{index + 1}'
+            kind = self._level_kind(index)
+            planes = (_LEVELS_A if arch == 'A' else _LEVELS_BCD)[index][1]
+            num = self.layers[index]
+            if kind == 'conv':
+                level = ConvLevel(
+                    in_chs,
+                    planes,
+                    num,
+                    stride=plan.stride,
+                    dilation=(plan.dilation_in, plan.dilation),
+                    **layer_kw,
+                )
+                in_chs = planes
+            else:
+                level, in_chs = self._make_block_level(
+                    kind, in_chs, planes, num, plan, layer_kw
+                )
+            setattr(self, name, level)
+            self.feature_info.append(
+                dict(num_chs=in_chs, reduction=plan.reduction, module=name)
+            )
+        for index in range(len(plans), 8):
+            setattr(self, f'layer{index + 1}', None)
+        self.level_names: Tuple[str, ...] = tuple(
+            f['module'] for f in self.feature_info
+        )
+        self.num_features = self.head_hidden_size = in_chs
+
+        self.global_pool, self.fc, self.flatten = self._make_head(
+            num_classes, global_pool
+        )
+        self._init_weights()
+
+    # construction helpers -------------------------------------------------
+    def _level_kind(self, index: int) -> str:
+        """'conv' (plain layers), 'basic', 'basic_plain' or 'bottleneck'."""
+        arch_block = _ARCHS[self.arch][self.depth].block
+        if self.arch == 'A' or 2 <= index <= 5:
+            return arch_block
+        if self.arch == 'D':
+            return 'conv'
+        if index >= 6 and self.arch == 'C':
+            return 'basic_plain'
+        return 'basic'
+
+    @staticmethod
+    def _make_block_level(
+        kind: str,
+        in_chs: int,
+        planes: int,
+        num_blocks: int,
+        plan: _LevelPlan,
+        layer_kw: Dict[str, Callable],
+    ) -> Tuple[nn.Sequential, int]:
+        block_cls = Bottleneck if kind == 'bottleneck' else BasicBlock
+        out_chs = planes * block_cls.expansion
+        downsample = None
+        # fyu/drn adds the projection whenever shapes change, even for the
+        # non-residual blocks of DRN-C levels 7-8 (unused, but in checkpoints).
+        if plan.stride != 1 or in_chs != out_chs:
+            downsample = Downsample(
+                in_chs, out_chs, plan.stride, layer_kw['norm_layer']
+            )
+        residual = kind != 'basic_plain'
+        blocks = [
+            block_cls(
+                in_chs,
+                planes,
+                plan.stride,
+                (plan.dilation_in, plan.dilation_out),
+                residual,
+                downsample,
+                **layer_kw,
+            )
+        ]
+        for _ in range(1, num_blocks):
+            blocks.append(
+                block_cls(
+                    out_chs,
+                    planes,
+                    1,
+                    (plan.dilation, plan.dilation),
+                    residual,
+                    **layer_kw,
+                )
+            )
+        return nn.Sequential(*blocks), out_chs
+
+    def _make_head(
+        self, num_classes: int, global_pool: str
+    ) -> Tuple[nn.Module, nn.Module, nn.Module]:
+        _check_choice('global_pool', global_pool, _POOL_TYPES)
+        is_a = self.arch == 'A'
+        if is_a and not global_pool and num_classes > 0:
+            raise ValueError(
+                "DRN-A's Linear classifier needs pooling: global_pool='' "
+                'requires num_classes=0'
+            )
+        pool = SelectAdaptivePool2d(
+            pool_type=global_pool, flatten=is_a and bool(global_pool)
+        )
+        in_features = self.num_features * pool.feat_mult()
+        if num_classes == 0:
+            fc: nn.Module = nn.Identity()
+        elif is_a:
+            fc = nn.Linear(in_features, num_classes)
+        else:
+            # The paper's classifier: a 1x1 convolution, which also gives
+            # dense class maps when pooling is disabled.
+            fc = nn.Conv2d(in_features, num_classes, 1, bias=True)
+            nn.init.kaiming_normal_(fc.weight, mode='fan_out', nonlinearity='relu')
+            nn.init.zeros_(fc.bias)
+        flatten = nn.Flatten(1) if global_pool and not is_a else nn.Identity()
+        return pool, fc, flatten
+
+    def _init_weights(self) -> None:
+        # fyu/drn: normal(0, sqrt(2 / (k * k * out_channels))), i.e. He fan-out.
+        for name, m in self.named_modules():
+            if isinstance(m, nn.Conv2d) and name != 'fc':
+                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
+            elif isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm)):
+                if m.weight is not None:
+                    nn.init.ones_(m.weight)
+                    nn.init.zeros_(m.bias)
+
+    # timm model API ------------------------------------------------------
+    @torch.jit.ignore
+    def levels(self) -> List[nn.Module]:
+        """The level modules, in execution order."""
+        return [getattr(self, name) for name in self.level_names]
+
+    @torch.jit.ignore
+    def stem(self) -> List[nn.Module]:
+        """The stem modules, in execution order."""
+        return [getattr(self, name) for name in self.stem_names]
+
+    @torch.jit.ignore
+    def unused_keys(self) -> List[str]:
+        """State dict keys of parameters the forward pass never uses.
+
+        Only DRN-C-58 has some: the projection of ``layer7.0`` (see the module
+        docstring). Checkpoints without them (pytorchcv) still load.
+        """
+        keys = []
+        for name, m in self.named_modules():
+            if (
+                isinstance(m, BasicBlock)
+                and not m.residual
+                and m.downsample is not None
+            ):
+                keys += [f'{name}.downsample.{k}' for k in m.downsample.state_dict()]
+        return keys
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
+        """Parameter groups for timm's layer-wise optimizers."""
+        return dict(
+            stem=r'^(conv1|bn1|layer0)\.',
+            blocks=r'^layer(\d+)' if coarse else r'^layer(\d+)\.(\d+)',
+        )
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute activations in backward, level by level (per block)."""
+        self.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        """The classifier (``fc``)."""
+        return self.fc
+
+    def reset_classifier(
+        self, num_classes: int, global_pool: Optional[str] = None
+    ) -> None:
+        """Replace the classifier (and optionally the pooling).
+
+        Args:
+            num_classes (int): New number of classes; 0 removes it.
+            global_pool (str, optional): New pooling type; None keeps it.
+        """
+        if global_pool is None:
+            global_pool = self.global_pool.pool_type
+        self.num_classes = num_classes
+        self.global_pool, self.fc, self.flatten = self._make_head(
+            num_classes, global_pool
+        )
+
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the stem (``layer0`` for D, ``conv1``/``bn1``/act[/max pool])."""
+        if self.layer0 is not None:
+            x = self.layer0(x)
+        if self.conv1 is not None:
+            x = self.conv1(x)
+        if self.bn1 is not None:
+            x = self.bn1(x)
+        if self.act1 is not None:
+            x = self.act1(x)
+        if self.maxpool is not None:
+            x = self.maxpool(x)
+        return x
+
+    @torch.jit.ignore
+    def _run_level(self, level: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if not self.grad_checkpointing:
+            return level(x)
+        if isinstance(level, ConvLevel):
+            # one segment: in-place activations must stay inside it
+            return checkpoint(level, x)
+        return checkpoint_seq(level, x)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Final feature map, ``N x num_features x H/os x W/os``."""
+        x = self.forward_stem(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            for level in self.levels():
+                x = self._run_level(level, x)
+            return x
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        x = self.layer4(x)
+        if self.layer5 is not None:
+            x = self.layer5(x)
+        if self.layer6 is not None:
+            x = self.layer6(x)
+        if self.layer7 is not None:
+            x = self.layer7(x)
+        if self.layer8 is not None:
+            x = self.layer8(x)
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool, dropout and classify a feature map.
+
+        Args:
+            x (Tensor): Output of :meth:`forward_features`.
+            pre_logits (bool): Return the pooled features, not the logits.
+                Default: False.
+        """
+        x = self.global_pool(x)
+        if self.drop_rate > 0.0:
+            x = F.dropout(x, p=self.drop_rate, training=self.training)
+        if pre_logits:
+            return self.flatten(x)
+        return self.flatten(self.fc(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    @torch.jit.ignore
+    def _take_indices(self, indices: Optional[Union[int, Sequence[int]]]) -> List[int]:
+        n = len(self.level_names)
+        if indices is None:
+            return list(range(n))
+        if isinstance(indices, int):
+            if not 1 <= indices <= n:
+                raise ValueError(
+                    f'indices as an int takes the last n levels and must be in '
+                    f'1..{n}, got {indices}'
+                )
+            return list(range(n - indices, n))
+        bad = [i for i in indices if not isinstance(i, int) or not -n <= i < n]
+        if bad or not len(indices):
+            raise ValueError(
+                f'indices must be level indices in {list(range(n))} (or negative '
+                f'from the end), got {list(indices)!r}'
+            )
+        return sorted({i % n for i in indices})
+
+    @torch.jit.ignore
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: Optional[Union[int, Sequence[int]]] = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = 'NCHW',
+        intermediates_only: bool = False,
+    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """Outputs of selected levels (timm's feature API).
+
+        Args:
+            x (Tensor): Input images.
+            indices (int | Sequence[int], optional): Level indices to return
+                (0-based, negative from the end), an int n for the last n
+                levels, or None for all. Default: None.
+            norm (bool): Unused (DRN has no final norm). Default: False.
+            stop_early (bool): Stop after the last requested level.
+                Default: False.
+            output_fmt (str): Only 'NCHW'. Default: 'NCHW'.
+            intermediates_only (bool): Return only the level outputs.
+                Default: False.
+
+        Returns:
+            list[Tensor] | tuple[Tensor, list[Tensor]]: The level outputs, or
+            the final feature map and the level outputs.
+        """
+        _check_choice('output_fmt', output_fmt, ('NCHW',))
+        take = self._take_indices(indices)
+        levels = self.levels()
+        if stop_early or intermediates_only:
+            levels = levels[: take[-1] + 1]
+        intermediates = []
+        x = self.forward_stem(x)
+        for index, level in enumerate(levels):
+            x = self._run_level(level, x)
+            if index in take:
+                intermediates.append(x)
+        if intermediates_only:
+            return intermediates
+        return x, intermediates
+
+    @torch.jit.ignore
+    def prune_intermediate_layers(
+        self,
+        indices: Union[int, Sequence[int]] = 1,
+        prune_norm: bool = False,
+        prune_head: bool = True,
+    ) -> List[int]:
+        """Drop the levels after the last requested one (and the head).
+
+        Returns:
+            list[int]: The absolute level indices that will be returned.
+        """
+        take = self._take_indices(indices)
+        for name in self.level_names[take[-1] + 1 :]:
+            setattr(self, name, None)
+        self.level_names = self.level_names[: take[-1] + 1]
+        self.feature_info = self.feature_info[: take[-1] + 1]
+        if prune_head:
+            self.reset_classifier(0, '')
+        return take
+
+
+def checkpoint_filter_fn(
+    state_dict: Dict[str, torch.Tensor], model: DRN
+) -> Dict[str, torch.Tensor]:
+    """timm ``pretrained_filter_fn``: convert any known layout to ours.
+
+    Accepts fyu/drn checkpoints (optionally with DataParallel's ``module.``
+    prefix or nested under ``state_dict``), fyu/drn ``DRNSeg`` checkpoints and
+    pytorchcv/imgclsmob checkpoints (see :mod:`.drn_weights`). Keys left over
+    or missing after conversion raise an error naming them. A checkpoint
+    without a classifier keeps the model's own (freshly initialised) ``fc``;
+    timm itself drops the checkpoint's classifier when ``num_classes``
+    differs from the pretrained config's.
+    """
+    converted = convert_state_dict(state_dict, model.arch, model.layers)
+    return match_state_dict(
+        converted,
+        model.state_dict(),
+        skip_classifier=model.num_classes == 0,
+        fill_missing_classifier=True,
+        optional_keys=model.unused_keys(),
+    )
+
+
+def _create_drn(variant: str, pretrained: bool = False, **kwargs: Any) -> DRN:
+    num_levels = 4 if kwargs['arch'] == 'A' else 8
+    return build_model_with_cfg(
+        DRN,
+        variant,
+        pretrained,
+        pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(out_indices=tuple(range(num_levels))),
+        **kwargs,
+    )
+
+
+_FYU = 'https://tigress-web.princeton.edu/~fy/drn/models/'
+_TV = 'https://download.pytorch.org/models/'
+
+
+def _cfg(url: str = '', first_conv: str = 'conv1', **kwargs: Any) -> Dict[str, Any]:
+    return {
+        'url': url,
+        'num_classes': 1000,
+        'input_size': (3, 224, 224),
+        'pool_size': (28, 28),
+        'crop_pct': 0.875,
+        'interpolation': 'bilinear',
+        'mean': IMAGENET_DEFAULT_MEAN,
+        'std': IMAGENET_DEFAULT_STD,
+        'first_conv': first_conv,
+        'classifier': 'fc',
+        'license': 'bsd-3-clause',
+        'paper_ids': 'arXiv:1705.09914',
+        'paper_name': 'Dilated Residual Networks',
+        'origin_url': 'https://github.com/fyu/drn',
+        **kwargs,
+    }
+
+
+# DRN-A: fyu/drn's drn_a_50 loads torchvision's ResNet-50 ImageNet weights;
+# DRN-A-trained weights were never released. The other depths point to the
+# torchvision ResNet of the same depth, which has the same keys.
+default_cfgs = generate_default_cfgs(
+    {
+        'drn_a_18.tv_in1k': _cfg(_TV + 'resnet18-5c106cde.pth'),
+        'drn_a_34.tv_in1k': _cfg(_TV + 'resnet34-333f7ec4.pth'),
+        'drn_a_50.tv_in1k': _cfg(_TV + 'resnet50-19c8e357.pth'),
+        'drn_a_101.tv_in1k': _cfg(_TV + 'resnet101-5d3b4d8f.pth'),
+        'drn_b_26': _cfg(),
+        'drn_b_42': _cfg(),
+        'drn_c_26.fyu_in1k': _cfg(_FYU + 'drn_c_26-ddedf421.pth'),
+        'drn_c_42.fyu_in1k': _cfg(_FYU + 'drn_c_42-9d336e8c.pth'),
+        'drn_c_58.fyu_in1k': _cfg(_FYU + 'drn_c_58-0a53a92c.pth'),
+        'drn_d_22.fyu_in1k': _cfg(_FYU + 'drn_d_22-4bd2f8ea.pth', 'layer0.0'),
+        'drn_d_24': _cfg(first_conv='layer0.0'),
+        'drn_d_38.fyu_in1k': _cfg(_FYU + 'drn_d_38-eebb45f0.pth', 'layer0.0'),
+        'drn_d_40': _cfg(first_conv='layer0.0'),
+        'drn_d_54.fyu_in1k': _cfg(_FYU + 'drn_d_54-0e0534ff.pth', 'layer0.0'),
+        'drn_d_56': _cfg(first_conv='layer0.0'),
+        'drn_d_105.fyu_in1k': _cfg(_FYU + 'drn_d_105-12b40979.pth', 'layer0.0'),
+        'drn_d_107': _cfg(first_conv='layer0.0'),
+    }
+)
+
+
+@register_model
+def drn_a_18(pretrained: bool = False, **kwargs: Any) -> DRN:
+    """DRN-A-18 (Yu et al., CVPR 2017)."""
+    return _create_drn('drn_a_18', pretrained, **dict(arch='A', depth=18, **kwargs))
+
+
+@register_model
+def drn_a_34(pretrained: bool = False, **kwargs: Any) -> DRN:
+    """DRN-A-34 (Yu et al., CVPR 2017)."""
+    return _create_drn('drn_a_34', pretrained, **dict(arch='A', depth=34, **kwargs))
+
+
+@register_model
+def drn_a_50(pretrained: bool = False, **kwargs: Any) -> DRN:
+    """DRN-A-50 (Yu et al., CVPR 2017)."""
+    return _create_drn('drn_a_50', pretrained, **dict(arch='A', depth=50, **kwargs))
+
+
+@register_model
+def drn_a_101(pretrained: bool = False, **kwargs: Any) -> DRN:
+    """DRN-A-101 (Yu et al., CVPR 2017)."""
+    return _create_drn('drn_a_101', pretrained, **dict(arch='A', depth=101, **kwargs))
+
+
+@register_model
+def drn_b_26(pretrained: bool = False, **kwargs: Any) -> DRN:
+    """DRN-B-26 (Yu et al., CVPR 2017)."""
+    return _create_drn('drn_b_26', pretrained, **dict(arch='B', depth=26, **kwargs))
+
+
+@register_model
+def drn_b_42(pretrained: bool = False, **kwargs: Any) -> DRN:
+    """DRN-B-42 (Yu et al., CVPR 2017)."""
+    return _create_drn('drn_b_42', pretrained, **dict(arch='B', depth=42, **kwargs))
+
+
+@register_model
+def drn_c_26(pretrained: bool = False, **kwargs: Any) -> DRN:
+    """DRN-C-26 (Yu et al., CVPR 2017)."""
+    return _create_drn('drn_c_26', pretrained, **dict(arch='C', depth=26, **kwargs))
+
+
+@register_model
+def drn_c_42(pretrained: bool = False, **kwargs: Any) -> DRN:
+    """DRN-C-42 (Yu et al., CVPR 2017)."""
+    return _create_drn('drn_c_42', pretrained, **dict(arch='C', depth=42, **kwargs))
+
+
+@register_model
+def drn_c_58(pretrained: bool = False, **kwargs: Any) -> DRN:
+    """DRN-C-58 (Yu et al., CVPR 2017)."""
+    return _create_drn('drn_c_58', pretrained, **dict(arch='C', depth=58, **kwargs))
+
+
+@register_model
+def drn_d_22(pretrained: bool = False, **kwargs: Any) -> DRN:
+    """DRN-D-22 (fyu/drn)."""
+    return _create_drn('drn_d_22', pretrained, **dict(arch='D', depth=22, **kwargs))
+
+
+@register_model
+def drn_d_24(pretrained: bool = False, **kwargs: Any) -> DRN:
+    """DRN-D-24 (fyu/drn)."""
+    return _create_drn('drn_d_24', pretrained, **dict(arch='D', depth=24, **kwargs))
+
+
+@register_model
+def drn_d_38(pretrained: bool = False, **kwargs: Any) -> DRN:
+    """DRN-D-38 (fyu/drn)."""
+    return _create_drn('drn_d_38', pretrained, **dict(arch='D', depth=38, **kwargs))
+
+
+@register_model
+def drn_d_40(pretrained: bool = False, **kwargs: Any) -> DRN:
+    """DRN-D-40 (fyu/drn)."""
+    return _create_drn('drn_d_40', pretrained, **dict(arch='D', depth=40, **kwargs))
+
+
+@register_model
+def drn_d_54(pretrained: bool = False, **kwargs: Any) -> DRN:
+    """DRN-D-54 (fyu/drn)."""
+    return _create_drn('drn_d_54', pretrained, **dict(arch='D', depth=54, **kwargs))
+
+
+@register_model
+def drn_d_56(pretrained: bool = False, **kwargs: Any) -> DRN:
+    """DRN-D-56 (fyu/drn)."""
+    return _create_drn('drn_d_56', pretrained, **dict(arch='D', depth=56, **kwargs))
+
+
+@register_model
+def drn_d_105(pretrained: bool = False, **kwargs: Any) -> DRN:
+    """DRN-D-105 (fyu/drn)."""
+    return _create_drn('drn_d_105', pretrained, **dict(arch='D', depth=105, **kwargs))
+
+
+@register_model
+def drn_d_107(pretrained: bool = False, **kwargs: Any) -> DRN:
+    """DRN-D-107 (fyu/drn)."""
+    return _create_drn('drn_d_107', pretrained, **dict(arch='D', depth=107, **kwargs))
