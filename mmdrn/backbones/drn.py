@@ -469,14 +469,10 @@ class DRN(nn.Module):
         layer_kw = dict(norm_layer=norm_layer, act_layer=act_layer)
 
         # Stem. Absent parts stay None so forward() needs no per-arch branches.
-        self.layer0: Optional[nn.Module] = None
-        self.conv1: Optional[nn.Module] = None
-        self.bn1: Optional[nn.Module] = None
-        self.act1: Optional[nn.Module] = None
-        self.maxpool: Optional[nn.Module] = None
+        self.layer0 = self.conv1 = self.bn1 = self.act1 = self.maxpool = None
         if arch == 'D':
             self.layer0 = ConvLevel(in_chans, 16, 1, kernel_size=7, **layer_kw)
-            self.stem_names: Tuple[str, ...] = ('layer0',)
+            self.stem_names = ('layer0',)
         else:
             stem_chs, stem_stride = (64, 2) if arch == 'A' else (16, 1)
             self.conv1 = nn.Conv2d(
@@ -491,7 +487,7 @@ class DRN(nn.Module):
 
         # Levels 1..8 (A: 1..4), registered in execution order.
         in_chs = 64 if arch == 'A' else 16
-        self.feature_info: List[Dict[str, Any]] = []
+        feature_info = []
         plans = level_plan(arch, output_stride)
         for index, plan in enumerate(plans):
             name = f'layer{index + 1}'
@@ -513,14 +509,13 @@ class DRN(nn.Module):
                     kind, in_chs, planes, num, plan, layer_kw
                 )
             setattr(self, name, level)
-            self.feature_info.append(
+            feature_info.append(
                 dict(num_chs=in_chs, reduction=plan.reduction, module=name)
             )
         for index in range(len(plans), 8):
             setattr(self, f'layer{index + 1}', None)
-        self.level_names: Tuple[str, ...] = tuple(
-            f['module'] for f in self.feature_info
-        )
+        self.feature_info = feature_info
+        self.level_names = tuple(f['module'] for f in feature_info)
         self.num_features = self.head_hidden_size = in_chs
 
         self.global_pool, self.fc, self.flatten = self._make_head(
