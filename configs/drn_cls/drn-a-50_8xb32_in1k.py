@@ -1,0 +1,14 @@
+# DRN-A-50 on ImageNet-1k with the DRN paper's recipe (Sec. 5.1): SGD 0.1,
+# /10 every 30 epochs, 120 epochs, batch 256, scale/aspect + colour
+# augmentation; 1-crop evaluation (resize 256, centre 224). For the 10-crop
+# protocol see drn-a-50_8xb32_in1k-10crop.py.
+_base_ = [
+    '../_base_/models/drn_imagenet.py',
+    '../_base_/datasets/imagenet_bs32_drn.py',
+    '../_base_/schedules/imagenet_bs256_120e.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
+model = dict(
+    backbone=dict(type='DRN_A', depth=50, out_indices=(3,)),
+    head=dict(in_channels=2048),
+)

@@ -1,0 +1,14 @@
+# DRN-D-54 on ImageNet-1k with the DRN paper's recipe (Sec. 5.1): SGD 0.1,
+# /10 every 30 epochs, 120 epochs, batch 256, scale/aspect + colour
+# augmentation; 1-crop evaluation (resize 256, centre 224). For the 10-crop
+# protocol see drn-d-54_8xb32_in1k-10crop.py.
+_base_ = [
+    '../_base_/models/drn_imagenet.py',
+    '../_base_/datasets/imagenet_bs32_drn.py',
+    '../_base_/schedules/imagenet_bs256_120e.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
+model = dict(
+    backbone=dict(type='DRN_D', depth=54, out_indices=(7,)),
+    head=dict(in_channels=512),
+)
