@@ -38,6 +38,18 @@ py="$env_dir/bin/python"
 pip=("$py" -m pip --disable-pip-version-check)
 log "using $("$py" --version) in $env_dir"
 
+# Nothing to do when this environment was installed from the same pins and
+# the stack still imports (the stamp is written at the end of a full run).
+stamp="$env_dir/.mmdrn-install-stamp"
+fingerprint=$(cat "$stack" "$root/requirements/tests.txt" "$root/setup.py" \
+              | sha256sum | cut -d' ' -f1)
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$fingerprint:$root" ]] \
+   && "$py" -c 'import mmcv.ops, mmseg.models, mmpretrain.models, timm, mmdrn' \
+        2>/dev/null; then
+    log "already installed from these pins: nothing to do ($((SECONDS - start)) s)"
+    exit 0
+fi
+
 # mmcv's setup.py imports pkg_resources, which setuptools 81 removed.
 "${pip[@]}" install -q --upgrade pip 'setuptools<81' wheel ninja
 
@@ -119,4 +131,5 @@ print('[mmdrn install] ok: torch', torch.__version__, '| mmcv', mmcv.__version__
       '| mmengine', mmengine.__version__, '| mmseg', mmseg.__version__,
       '| mmpretrain', mmpretrain.__version__, '| timm', timm.__version__)
 EOF
+echo "$fingerprint:$root" > "$stamp"
 log "done in $((SECONDS - start)) s"
