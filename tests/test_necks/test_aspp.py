@@ -11,7 +11,7 @@ def _positive_eval_neck(**kwargs) -> ASPPNeck:
     """Eval mode (so batch-norm statistics couple no positions) with strictly
     positive conv weights: with a positive input no ReLU is ever off, so an
     input position has a non-zero gradient iff it reaches the output."""
-    neck = ASPPNeck(2, channels=3, **kwargs).double().eval()
+    neck = ASPPNeck(2, channels=3, **kwargs).eval()
     with torch.no_grad():
         for module in neck.modules():
             if isinstance(module, nn.Conv2d):
@@ -21,7 +21,7 @@ def _positive_eval_neck(**kwargs) -> ASPPNeck:
 
 def _input_gradient(neck: ASPPNeck, height: int, width: int, at: tuple) -> torch.Tensor:
     """|d out[0, 0, at] / d input| summed over channels, shape (H, W)."""
-    x = (torch.rand(1, 2, height, width, dtype=torch.float64) + 0.1).requires_grad_()
+    x = (torch.rand(1, 2, height, width) + 0.1).requires_grad_()
     (out,) = neck((x,))
     out[(0, 0) + at].backward()
     return x.grad.abs().sum(dim=(0, 1))
