@@ -1,1 +1,6 @@
-"""mmdrn datasets."""
+"""mmdrn datasets: the embedded demo's procedurally drawn scenes."""
+
+from .demo_scenes import CLASSES, PALETTE, draw_scene, generate_demo_scenes
+from .drn_demo import DRNDemoDataset
+
+__all__ = ['CLASSES', 'PALETTE', 'DRNDemoDataset', 'draw_scene', 'generate_demo_scenes']
