@@ -88,7 +88,6 @@ from timm.layers import SelectAdaptivePool2d, get_act_layer, get_norm_layer
 from timm.models import (
     build_model_with_cfg,
     checkpoint,
-    checkpoint_seq,
     generate_default_cfgs,
     register_model,
 )
@@ -386,6 +385,39 @@ def level_plan(arch: str, output_stride: int = 8) -> List[_LevelPlan]:
     return plans
 
 
+def _checkpoint(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Gradient checkpoint of ``module(x)`` that updates norm statistics once.
+
+    The backward pass runs ``module`` a second time; in training mode that
+    would move BatchNorm's running statistics (and ``num_batches_tracked``)
+    twice per step. The recomputation therefore runs with momentum 0 (the
+    running statistics stay exactly as they are; the output still uses the
+    batch statistics) and restores ``num_batches_tracked``.
+    """
+    norms = [
+        m
+        for m in module.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+    calls = []
+
+    def run(inputs: torch.Tensor) -> torch.Tensor:
+        calls.append(None)
+        if len(calls) == 1 or not module.training:
+            return module(inputs)
+        saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
+        for m in norms:
+            m.momentum = 0.0
+        try:
+            return module(inputs)
+        finally:
+            for m, (momentum, count) in zip(norms, saved):
+                m.momentum = momentum
+                m.num_batches_tracked.copy_(count)
+
+    return checkpoint(run, x)
+
+
 def _check_choice(name: str, value: Any, allowed: Sequence) -> None:
     if value not in allowed:
         raise ValueError(f'{name} must be one of {list(allowed)}, got {value!r}')
@@ -653,7 +685,12 @@ class DRN(nn.Module):
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute activations in backward, level by level (per block)."""
+        """Recompute activations in backward, per block (per plain level).
+
+        Unlike a plain ``torch.utils.checkpoint``, the recomputation does not
+        update BatchNorm running statistics a second time, so training with
+        and without checkpointing gives the same gradients and statistics.
+        """
         self.grad_checkpointing = enable
 
     @torch.jit.ignore
@@ -693,12 +730,14 @@ class DRN(nn.Module):
 
     @torch.jit.ignore
     def _run_level(self, level: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        if not self.grad_checkpointing:
+        if not (self.grad_checkpointing and torch.is_grad_enabled()):
             return level(x)
         if isinstance(level, ConvLevel):
             # one segment: in-place activations must stay inside it
-            return checkpoint(level, x)
-        return checkpoint_seq(level, x)
+            return _checkpoint(level, x)
+        for block in level:
+            x = _checkpoint(block, x)
+        return x
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Final feature map, ``N x num_features x H/os x W/os``."""

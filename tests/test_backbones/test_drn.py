@@ -464,17 +464,25 @@ def test_norm_and_act_layers():
     assert gn(torch.rand(2, 3, 16, 16)).shape == (2, 1000)
 
 
-def test_grad_checkpointing_gives_the_same_gradients():
+@pytest.mark.parametrize('arch, depth', [('D', 22), ('C', 26)])
+def test_grad_checkpointing_gives_the_same_gradients_and_statistics(arch, depth):
     torch.manual_seed(0)
-    ref = DRN('D', 22, num_classes=4).train()
-    ckpt = DRN('D', 22, num_classes=4).train()
+    ref = DRN(arch, depth, num_classes=4).train()
+    ckpt = DRN(arch, depth, num_classes=4).train()
     ckpt.load_state_dict(ref.state_dict())
     ckpt.set_grad_checkpointing(True)
     x = torch.rand(2, 3, 16, 16)
     ref(x).pow(2).sum().backward()
-    ckpt(x).pow(2).sum().backward()
+    out = ckpt(x)
+    # the forward pass ran levels under torch.utils.checkpoint
+    assert out.grad_fn is not None
+    out.pow(2).sum().backward()
     for (name, p), q in zip(ref.named_parameters(), ckpt.parameters()):
         torch.testing.assert_close(q.grad, p.grad, msg=name)
+    # BatchNorm statistics move once per step, not again in the recomputation
+    for (name, a), b in zip(ref.named_buffers(), ckpt.buffers()):
+        torch.testing.assert_close(b, a, msg=name)
+    assert ckpt.layer3[0].bn1.num_batches_tracked == 1
 
 
 @pytest.mark.parametrize(
