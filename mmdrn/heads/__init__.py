@@ -1,21 +1,32 @@
-"""mmdrn heads: dense class activation maps and the DRN box rule."""
+"""mmdrn heads: dense class activation maps, the DRN box rule and their heads.
+
+``cam`` is plain PyTorch (also used for timm models); ``CAMHead``
+(mmpretrain) and ``CAMSegHead`` (MMSegmentation) are registered adapters.
+"""
 
 from .cam import (
     DEFAULT_THRESHOLD,
     CAMBoxes,
     CAMOutput,
     cam_boxes,
+    cam_label_map,
     cam_localize,
     cam_probs,
     dense_logits,
 )
+from .cam_head import CAMHead
+from .cam_seg_head import CAMSegHead, image_level_labels
 
 __all__ = [
     'DEFAULT_THRESHOLD',
     'CAMBoxes',
+    'CAMHead',
     'CAMOutput',
+    'CAMSegHead',
     'cam_boxes',
+    'cam_label_map',
     'cam_localize',
     'cam_probs',
     'dense_logits',
+    'image_level_labels',
 ]

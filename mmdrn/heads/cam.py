@@ -54,6 +54,7 @@ __all__ = [
     'cam_probs',
     'cam_boxes',
     'cam_localize',
+    'cam_label_map',
 ]
 
 DEFAULT_THRESHOLD = 0.1
@@ -160,13 +161,13 @@ def cam_probs(logits: Tensor) -> Tensor:
     return logits.softmax(dim=1)
 
 
-def _check_threshold(threshold: float) -> float:
+def _check_threshold(threshold: float, name: str = 'threshold') -> float:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
         raise TypeError(
-            f'threshold must be a float in [0, 1), got {type(threshold).__name__}'
+            f'{name} must be a float in [0, 1), got {type(threshold).__name__}'
         )
     if not 0.0 <= threshold < 1.0:
-        raise ValueError(f'threshold must be in [0, 1), got {threshold}')
+        raise ValueError(f'{name} must be in [0, 1), got {threshold}')
     return float(threshold)
 
 
@@ -315,3 +316,42 @@ def cam_localize(
         valid=boxes.valid,
         labels=boxes.labels,
     )
+
+
+def cam_label_map(
+    probs: Tensor,
+    bg_threshold: float,
+    size: Optional[Sequence[int]] = None,
+    align_corners: bool = False,
+) -> Tensor:
+    """Weakly-supervised segmentation from class probability maps.
+
+    The maps are upsampled bilinearly to ``size`` (the paper's way of bringing
+    the stride-8 output to full resolution); each pixel then takes its argmax
+    class ``c`` shifted by one, or background 0 where ``probs[c]`` is not
+    greater than ``bg_threshold`` (the same strict rule as the box).
+
+    Args:
+        probs (Tensor): ``N x K x h x w`` per-pixel probabilities over the
+            ``K`` foreground classes.
+        bg_threshold (float): Background threshold in ``[0, 1)``.
+        size (tuple[int, int], optional): Output ``(H, W)``. Default: None,
+            the map's own size.
+        align_corners (bool): Passed to the bilinear interpolation.
+            Default: False.
+
+    Returns:
+        Tensor: ``N x H x W`` long labels in ``[0, K]``; 0 is background,
+        ``c + 1`` is foreground class ``c``.
+    """
+    if probs.dim() != 4:
+        raise ValueError(
+            f'probs must be a 4-D N x K x h x w tensor, got shape {tuple(probs.shape)}'
+        )
+    bg_threshold = _check_threshold(bg_threshold, 'bg_threshold')
+    if size is not None and tuple(size) != tuple(probs.shape[-2:]):
+        probs = torch.nn.functional.interpolate(
+            probs, size=tuple(size), mode='bilinear', align_corners=align_corners
+        )
+    best, labels = probs.max(dim=1)
+    return torch.where(best > bg_threshold, labels + 1, torch.zeros_like(labels))
