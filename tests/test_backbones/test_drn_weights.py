@@ -1,12 +1,18 @@
 """Loading DRN checkpoints of every known layout, with output equality."""
 
-import functools
-
 import pytest
 import timm
 import torch
 import torchvision
-from pytorchcv.model_provider import get_model as pytorchcv_model
+from drn_checkpoint_helpers import (
+    X,
+    assert_close,
+    drnseg_state,
+    fyu_state,
+    meta_drn,
+    pytorchcv_reference,
+    randomize_,
+)
 from torch import nn
 
 from mmdrn.backbones.drn import DRN
@@ -17,71 +23,19 @@ from mmdrn.backbones.drn_weights import (
 )
 from mmdrn.utils import CheckpointError
 
-X = torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(0))
-
-# Children of fyu/drn's classification networks (registration order), i.e.
-# what DRNSeg's ``base = nn.Sequential(*list(model.children())[:-2])`` indexes.
-FYU_CHILDREN = {
-    'A': ['conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3', 'layer4'],
-    'C': ['conv1', 'bn1', 'relu'] + [f'layer{i}' for i in range(1, 9)],
-    'D': ['layer0'] + [f'layer{i}' for i in range(1, 9)],
-}
-
-
-def _meta(arch: str, depth: int, **kwargs) -> DRN:
-    """A DRN without storage, for checks that fail before any tensor is copied."""
-    with torch.device('meta'):
-        return DRN(arch, depth, **kwargs)
-
-
-def _randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Random weights and BN statistics, so any mis-mapped tensor shows."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(torch.rand(m.num_features, generator=gen) - 0.5)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.bias.copy_(torch.rand(m.num_features, generator=gen) - 0.5)
-            elif isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
-                m.bias.copy_(torch.rand(m.bias.shape, generator=gen) - 0.5)
-    return model.eval()
-
-
-def _assert_close(actual: torch.Tensor, expected: torch.Tensor) -> None:
-    torch.testing.assert_close(
-        actual, expected, rtol=1e-5, atol=1e-5 * expected.abs().max().item()
-    )
-
-
-@functools.cache
-def _pytorchcv_reference(name: str):
-    """pytorchcv network (random weights) -> its features and logits on X.
-
-    Its fixed 28x28 final pool only fits 224 inputs, so the map is taken before
-    it and pooled globally (the same as that pool at 224)."""
-    torch.manual_seed(1)
-    ref = _randomize_(pytorchcv_model(name, pretrained=False))
-    with torch.no_grad():
-        feats = ref.features[:-1](X)
-        logits = ref.output(feats.mean((2, 3), keepdim=True)).flatten(1)
-    # callers only read the state dict (conversion builds new dicts)
-    return ref.state_dict(), feats, logits
-
 
 def _check_model(model: DRN, feats: torch.Tensor, logits: torch.Tensor) -> None:
     model.eval()
     with torch.no_grad():
-        _assert_close(model.forward_features(X), feats)
-        _assert_close(model(X), logits)
+        assert_close(model.forward_features(X), feats)
+        assert_close(model(X), logits)
 
 
 @pytest.mark.parametrize(
     'name, arch, depth', [('drnc26', 'C', 26), ('drnd22', 'D', 22), ('drnc58', 'C', 58)]
 )
 def test_pytorchcv_checkpoint_gives_identical_outputs(tmp_path, name, arch, depth):
-    state, feats, logits = _pytorchcv_reference(name)
+    state, feats, logits = pytorchcv_reference(name)
     assert detect_layout(state) == 'pytorchcv'
     path = tmp_path / f'{name}.pth'
     torch.save(state, path)
@@ -99,46 +53,20 @@ def test_pytorchcv_checkpoint_gives_identical_outputs(tmp_path, name, arch, dept
 
 
 def test_pytorchcv_c58_lacks_only_the_unused_projection():
-    state, _, _ = _pytorchcv_reference('drnc58')
+    state, _, _ = pytorchcv_reference('drnc58')
     with torch.device('meta'):
         model = DRN('C', 58)
     converted = convert_state_dict(state, 'C', model.layers)
     assert set(model.state_dict()) - set(converted) == set(model.unused_keys())
 
 
-def _fyu_state(model: DRN, drop_num_batches: bool = True) -> dict:
-    # the 2017 checkpoints predate BatchNorm's num_batches_tracked
-    return {
-        k: v.clone()
-        for k, v in model.state_dict().items()
-        if not (drop_num_batches and k.endswith('num_batches_tracked'))
-    }
-
-
-def _drnseg_state(model: DRN, num_classes: int) -> dict:
-    """fyu/drn DRNSeg keys: base.N (child index), seg (1x1 conv), up."""
-    children = FYU_CHILDREN['C' if model.arch == 'B' else model.arch]
-    state = {}
-    for key, value in _fyu_state(model).items():
-        head, rest = key.split('.', 1)
-        if head != 'fc':
-            state[f'base.{children.index(head)}.{rest}'] = value
-    gen = torch.Generator().manual_seed(3)
-    state['seg.weight'] = torch.randn(
-        num_classes, model.num_features, 1, 1, generator=gen
-    )
-    state['seg.bias'] = torch.randn(num_classes, generator=gen)
-    state['up.weight'] = torch.rand(num_classes, 1, 16, 16)
-    return state
-
-
 @pytest.mark.parametrize('arch, depth', [('C', 26), ('D', 22), ('B', 26), ('A', 18)])
 def test_fyu_checkpoints_with_and_without_module_prefix(tmp_path, arch, depth):
     torch.manual_seed(2)
-    source = _randomize_(DRN(arch, depth))
+    source = randomize_(DRN(arch, depth))
     with torch.no_grad():
         expected = source(X)
-    plain = _fyu_state(source)
+    plain = fyu_state(source)
     wrapped = {
         'epoch': 90,
         'arch': f'drn_{arch.lower()}_{depth}',
@@ -165,8 +93,8 @@ def test_fyu_checkpoints_with_and_without_module_prefix(tmp_path, arch, depth):
 @pytest.mark.parametrize('arch, depth', [('C', 26), ('D', 22), ('A', 18)])
 def test_drnseg_checkpoint_maps_base_and_seg(tmp_path, arch, depth):
     torch.manual_seed(4)
-    source = _randomize_(DRN(arch, depth, num_classes=19))
-    state = _drnseg_state(source, 19)
+    source = randomize_(DRN(arch, depth, num_classes=19))
+    state = drnseg_state(source, 19)
     assert detect_layout(state) == 'drnseg'
     # DRNSeg was trained through DataParallel and saved with epoch etc.
     path = tmp_path / 'drnseg.pth'
@@ -176,12 +104,12 @@ def test_drnseg_checkpoint_maps_base_and_seg(tmp_path, arch, depth):
     model = DRN(arch, depth, num_classes=19)
     load_drn_weights(model, path)
     with torch.no_grad():
-        _assert_close(model.eval().forward_features(X), source.forward_features(X))
+        assert_close(model.eval().forward_features(X), source.forward_features(X))
         # seg is DRNSeg's classifier: a 1x1 conv on the final map
         dense = nn.functional.conv2d(
             model.forward_features(X), state['seg.weight'], state['seg.bias']
         )
-        _assert_close(model(X), dense.mean((2, 3)))
+        assert_close(model(X), dense.mean((2, 3)))
     # a 1000-class model keeps its own classifier when asked to
     imagenet = DRN(arch, depth)
     fc_before = imagenet.fc.weight.clone()
@@ -192,9 +120,9 @@ def test_drnseg_checkpoint_maps_base_and_seg(tmp_path, arch, depth):
 
 
 def test_drnseg_checkpoint_through_timm(tmp_path):
-    source = _randomize_(DRN('D', 22, num_classes=19))
+    source = randomize_(DRN('D', 22, num_classes=19))
     path = tmp_path / 'seg.pth'
-    torch.save(_drnseg_state(source, 19), path)
+    torch.save(drnseg_state(source, 19), path)
     model = timm.create_model(
         'drn_d_22',
         pretrained=True,
@@ -202,18 +130,18 @@ def test_drnseg_checkpoint_through_timm(tmp_path):
         pretrained_cfg_overlay=dict(file=str(path), num_classes=19),
     ).eval()
     with torch.no_grad():
-        _assert_close(model.forward_features(X), source.forward_features(X))
-    assert torch.equal(model.fc.bias, _drnseg_state(source, 19)['seg.bias'])
+        assert_close(model.forward_features(X), source.forward_features(X))
+    assert torch.equal(model.fc.bias, drnseg_state(source, 19)['seg.bias'])
 
 
 def test_torchvision_resnet_loads_into_drn_a(tmp_path):
-    ref = _randomize_(torchvision.models.resnet50(), seed=5)
+    ref = randomize_(torchvision.models.resnet50(), seed=5)
     path = tmp_path / 'resnet50.pth'
     torch.save(ref.state_dict(), path)
     model = DRN('A', 50, output_stride=32)
     load_drn_weights(model, path)
     with torch.no_grad():
-        _assert_close(model.eval()(X), ref(X))
+        assert_close(model.eval()(X), ref(X))
     timm_model = timm.create_model(
         'drn_a_50', pretrained=True, pretrained_cfg_overlay=dict(file=str(path))
     )
@@ -221,9 +149,9 @@ def test_torchvision_resnet_loads_into_drn_a(tmp_path):
 
 
 def test_timm_path_adapts_classes_channels_and_features(tmp_path):
-    source = _randomize_(DRN('C', 26))
+    source = randomize_(DRN('C', 26))
     path = tmp_path / 'c26.pth'
-    torch.save(_fyu_state(source), path)
+    torch.save(fyu_state(source), path)
     overlay = dict(file=str(path))
     few = timm.create_model(
         'drn_c_26', pretrained=True, num_classes=5, pretrained_cfg_overlay=overlay
@@ -248,7 +176,7 @@ def test_timm_path_adapts_classes_channels_and_features(tmp_path):
 
 
 def test_checkpoint_without_classifier_keeps_the_models(tmp_path):
-    source = _randomize_(DRN('D', 22))
+    source = randomize_(DRN('D', 22))
     path = tmp_path / 'backbone.pth'
     torch.save(
         {k: v for k, v in source.state_dict().items() if not k.startswith('fc.')}, path
@@ -259,22 +187,22 @@ def test_checkpoint_without_classifier_keeps_the_models(tmp_path):
     with torch.no_grad():
         assert torch.equal(model.forward_features(X), source.forward_features(X))
     with pytest.raises(CheckpointError, match=r'2 missing: fc\.weight, fc\.bias'):
-        load_drn_weights(_meta('D', 22), path)
+        load_drn_weights(meta_drn('D', 22), path)
     load_drn_weights(DRN('D', 22), path, skip_classifier=True)
 
 
 def test_leftover_and_missing_keys_are_named(tmp_path):
-    state = _fyu_state(DRN('C', 26))
+    state = fyu_state(DRN('C', 26))
     extra = dict(
         state, **{'layer9.0.weight': torch.zeros(1), 'aux.bias': torch.zeros(1)}
     )
     with pytest.raises(
         CheckpointError, match=r'2 left over: layer9\.0\.weight, aux\.bias'
     ):
-        load_drn_weights(_meta('C', 26), extra)
+        load_drn_weights(meta_drn('C', 26), extra)
     partial = {k: v for k, v in state.items() if k != 'layer3.1.conv2.weight'}
     with pytest.raises(CheckpointError, match=r'1 missing: layer3\.1\.conv2\.weight'):
-        load_drn_weights(_meta('C', 26), partial)
+        load_drn_weights(meta_drn('C', 26), partial)
     # the same file through timm fails with the same names
     path = tmp_path / 'partial.pth'
     torch.save(partial, path)
@@ -289,48 +217,50 @@ def test_leftover_and_missing_keys_are_named(tmp_path):
     with pytest.raises(
         CheckpointError, match=r'left over: layer0\.0\.weight.*missing: conv1\.weight'
     ):
-        load_drn_weights(_meta('C', 26), _fyu_state(_meta('D', 22)))
+        load_drn_weights(meta_drn('C', 26), fyu_state(meta_drn('D', 22)))
 
 
 def test_unmappable_keys_of_other_layouts_are_named():
-    state = dict(_pytorchcv_reference('drnd22')[0])
+    state = dict(pytorchcv_reference('drnd22')[0])
     state['features.stage9.unit1.body.conv.weight'] = torch.zeros(1)
     with pytest.raises(
         CheckpointError, match=r'features\.stage9\.unit1\.body\.conv\.weight'
     ):
-        load_drn_weights(_meta('D', 22), state)
-    seg = _drnseg_state(_meta('D', 22), 19)
+        load_drn_weights(meta_drn('D', 22), state)
+    seg = drnseg_state(meta_drn('D', 22), 19)
     seg['base.12.weight'] = torch.zeros(1)
     with pytest.raises(CheckpointError, match=r"'drnseg' checkpoint.*base\.12\.weight"):
-        convert_state_dict(seg, 'D', _meta('D', 22).layers)
+        convert_state_dict(seg, 'D', meta_drn('D', 22).layers)
 
 
 def test_bad_checkpoints_are_explained(tmp_path):
     with pytest.raises(CheckpointError, match='cannot tell the checkpoint layout'):
-        load_drn_weights(_meta('C', 26), {'encoder.weight': torch.zeros(1)})
+        load_drn_weights(meta_drn('C', 26), {'encoder.weight': torch.zeros(1)})
     with pytest.raises(CheckpointError, match='not tensors: step'):
-        load_drn_weights(_meta('C', 26), {'conv1.weight': torch.zeros(1), 'step': 3})
+        load_drn_weights(meta_drn('C', 26), {'conv1.weight': torch.zeros(1), 'step': 3})
     with pytest.raises(
         ValueError, match=r"layout must be one of \['drn', 'drnseg', 'pytorchcv'\]"
     ):
         convert_state_dict(
             {'conv1.weight': torch.zeros(1)}, 'C', (1,) * 8, layout='caffe'
         )
-    state, _, _ = _pytorchcv_reference('drnc26')
+    state, _, _ = pytorchcv_reference('drnc26')
     with pytest.raises(
         ValueError, match='pytorchcv checkpoints exist for DRN-C and DRN-D only'
     ):
-        convert_state_dict(state, 'B', _meta('B', 26).layers)
+        convert_state_dict(state, 'B', meta_drn('B', 26).layers)
     with pytest.raises(CheckpointError, match='checkpoint not found'):
-        load_drn_weights(_meta('C', 26), tmp_path / 'missing.pth')
+        load_drn_weights(meta_drn('C', 26), tmp_path / 'missing.pth')
     with pytest.raises(
         CheckpointError, match="no checkpoint key starts with prefix 'backbone.'"
     ):
-        load_drn_weights(_meta('C', 26), _fyu_state(_meta('C', 26)), prefix='backbone.')
+        load_drn_weights(
+            meta_drn('C', 26), fyu_state(meta_drn('C', 26)), prefix='backbone.'
+        )
 
 
 def test_prefix_selects_a_submodule(tmp_path):
-    source = _randomize_(DRN('C', 26))
+    source = randomize_(DRN('C', 26))
     mmseg_like = {f'backbone.{k}': v for k, v in source.state_dict().items()}
     mmseg_like['decode_head.conv_seg.weight'] = torch.zeros(3, 512, 1, 1)
     model = DRN('C', 26)
@@ -340,9 +270,9 @@ def test_prefix_selects_a_submodule(tmp_path):
 
 
 def test_output_stride_16_model_takes_output_stride_8_weights(tmp_path):
-    source = _randomize_(DRN('D', 22))
+    source = randomize_(DRN('D', 22))
     path = tmp_path / 'os8.pth'
-    torch.save(_fyu_state(source), path)
+    torch.save(fyu_state(source), path)
     model = timm.create_model(
         'drn_d_22',
         pretrained=True,
