@@ -14,7 +14,7 @@ from .cam import (
     cam_probs,
     dense_logits,
 )
-from .cam_head import CAMHead
+from .cam_head import CAMHead, image_classifier_keys
 from .cam_seg_head import CAMSegHead, image_level_labels
 
 __all__ = [
@@ -28,5 +28,6 @@ __all__ = [
     'cam_localize',
     'cam_probs',
     'dense_logits',
+    'image_classifier_keys',
     'image_level_labels',
 ]

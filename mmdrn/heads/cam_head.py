@@ -24,7 +24,7 @@ Example:
     torch.Size([2, 10]) torch.Size([2, 10, 28, 28])
 """
 
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +35,27 @@ from torch import Tensor, nn
 from ..registry import register_model
 from .cam import DEFAULT_THRESHOLD, CAMOutput, cam_boxes, cam_probs, dense_logits
 
-__all__ = ['CAMHead']
+__all__ = ['CAMHead', 'image_classifier_keys']
+
+
+def image_classifier_keys(state_dict: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+    """Rename a DRN state dict (fyu/drn layout) for ``ImageClassifier`` + ``CAMHead``.
+
+    ``fc.weight`` / ``fc.bias`` become ``head.fc.weight`` / ``head.fc.bias``;
+    every other key gets the ``backbone.`` prefix. Convert other layouts
+    (pytorchcv, DRNSeg) first with :func:`mmdrn.backbones.convert_state_dict`.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): Weights with fyu/drn keys, e.g. a
+            timm ``drn_*`` model's ``state_dict()``.
+
+    Returns:
+        dict[str, Tensor]: The same tensors under mmpretrain's keys.
+    """
+    return {
+        ('head.' if key.startswith('fc.') else 'backbone.') + key: value
+        for key, value in state_dict.items()
+    }
 
 
 @register_model('mmpretrain')

@@ -116,6 +116,8 @@ class CAMSegHead(BaseDecodeHead):
             in_channels,
             num_classes=num_classes,
             dropout_ratio=0.0,
+            # no pixel-wise loss: loss() below is image-level
+            loss_decode=[],
             in_index=in_index,
             ignore_index=ignore_index,
             align_corners=align_corners,

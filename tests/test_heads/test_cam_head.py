@@ -4,11 +4,12 @@ import pytest
 import timm
 import torch
 import torch.nn.functional as F
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 import mmdrn  # noqa: F401
-from mmdrn.heads import CAMHead, cam_boxes, cam_localize
+from mmdrn.heads import CAMHead, cam_boxes, cam_localize, image_classifier_keys
 
 
 def _head(num_classes=5, in_channels=512, **kwargs):
@@ -151,3 +152,103 @@ def test_cam_head_rejects_bad_arguments():
         head((torch.randn(1, 3, 2, 2),))
     with pytest.raises(ValueError, match=r'N x 4 x h x w, got shape \(1, 4\)'):
         head((torch.randn(1, 4),))
+
+
+def test_image_classifier_keys_known_mapping():
+    a, b, c = torch.zeros(1), torch.ones(1), torch.full((1,), 2.0)
+    renamed = image_classifier_keys(
+        {'fc.weight': a, 'fc.bias': b, 'layer1.0.weight': c}
+    )
+    assert renamed == {
+        'head.fc.weight': a,
+        'head.fc.bias': b,
+        'backbone.layer1.0.weight': c,
+    }
+
+
+def _classifier(num_classes):
+    # ImageClassifier builds its data preprocessor through the default scope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(
+            dict(
+                type='ImageClassifier',
+                backbone=dict(type='DRN_C', depth=26, out_indices=(7,)),
+                head=dict(type='CAMHead', num_classes=num_classes, in_channels=512),
+            )
+        )
+    return model.eval()
+
+
+def test_image_classifier_with_fyu_keys_matches_timm_model():
+    torch.manual_seed(4)
+    model = timm.create_model('drn_c_26', num_classes=5).eval()
+    classifier = _classifier(5)
+    # fyu/drn (= timm DRN) keys: fc.* -> head.fc.*, everything else -> backbone.*
+    # (strict loading: every key must match)
+    classifier.load_state_dict(image_classifier_keys(model.state_dict()))
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        timm_out = cam_localize(model, images)
+        feats = classifier.extract_feat(images)
+        head_out = classifier.head.cam(feats, img_size=(64, 64))
+        logits = classifier(images, mode='tensor')
+    torch.testing.assert_close(logits, model(images), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(head_out.probs, timm_out.probs, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(head_out.boxes, timm_out.boxes)
+    assert head_out.valid.tolist() == timm_out.valid.tolist()
+
+
+def test_image_classifier_test_step_feeds_the_localization_metric():
+    from pathlib import Path
+
+    from mmdrn.evaluation import ImageNetLocMetric
+
+    classifier = _classifier(3)
+    with torch.no_grad():
+        # class 1 wins every pixel with p ~ 1: its box is the whole image
+        classifier.head.fc.weight.zero_()
+        classifier.head.fc.bias.copy_(torch.tensor([0.0, 9.0, 0.0]))
+    samples = []
+    for name, label, (height, width) in (
+        ('00000001', 1, (48, 64)),
+        ('00000002', 2, (64, 64)),
+    ):
+        meta = dict(
+            img_path=f'ILSVRC2012_val_{name}.JPEG',
+            img_shape=(32, 32),
+            ori_shape=(height, width),
+        )
+        samples.append(DataSample(metainfo=meta).set_gt_label(label))
+    data = dict(
+        inputs=[torch.randint(0, 255, (3, 32, 32), dtype=torch.uint8)] * 2,
+        data_samples=samples,
+    )
+    with torch.no_grad():
+        outputs = classifier.test_step(data)
+    assert outputs[0].pred_bbox.tolist() == [0.0, 0.0, 64.0, 48.0]
+    assert outputs[1].gt_known_bbox_valid.item() is False  # class 2 never wins
+    fixture = Path(__file__).parents[1] / 'data' / 'imagenet_loc'
+    metric = ImageNetLocMetric(
+        ann_dir=str(fixture), classes=['n01440764', 'n01443537', 'n01484850']
+    )
+    metric.process(data, [o.to_dict() for o in outputs])
+    # image 1: right class, but IoU(whole 64x48 image, 32x24 box) = 0.25;
+    # image 2: wrong class; GT-known boxes are whole images, IoU 0.25 each
+    assert metric.evaluate(2) == {
+        'loc/top1_loc_acc': 0.0,
+        'loc/top1_cls_acc': 50.0,
+        'loc/no_box_rate': 0.0,
+        'loc/top1_loc_err': 100.0,
+        'loc/gt_known_loc_acc': 0.0,
+    }
+
+
+def test_image_classifier_loss_trains_head_and_backbone():
+    torch.manual_seed(5)
+    classifier = _classifier(3).train()
+    samples = [DataSample().set_gt_label(2)]
+    losses = classifier.loss(torch.randn(1, 3, 32, 32), samples)
+    assert set(losses) == {'loss'}
+    losses['loss'].backward()
+    assert classifier.head.fc.weight.grad.abs().sum() > 0
+    assert classifier.backbone.conv1.weight.grad.abs().sum() > 0

@@ -127,14 +127,7 @@ def _sample(mask):
 
 def test_encoder_decoder_label_map_is_cam_label_map():
     torch.manual_seed(1)
-    backbone = dict(
-        type='ResNetV1c',
-        depth=18,
-        num_stages=4,
-        out_indices=(3,),
-        strides=(1, 2, 1, 1),
-        dilations=(1, 1, 2, 4),
-    )
+    backbone = dict(type='DRN_D', depth=22)
     model = _segmentor(backbone, in_channels=512, num_classes=4, bg_threshold=0.5)
     with torch.no_grad():
         # zero-mean weights ignore the features' common offset, so that
@@ -155,7 +148,7 @@ def test_encoder_decoder_label_map_is_cam_label_map():
 
 
 def test_iou_metric_scores_a_known_prediction():
-    backbone = dict(type='ResNetV1c', depth=18, num_stages=4, out_indices=(3,))
+    backbone = dict(type='DRN_C', depth=26, out_indices=(7,))
     model = _segmentor(backbone, in_channels=512, num_classes=3)
     with torch.no_grad():
         model.decode_head.fc.weight.zero_()
@@ -172,3 +165,15 @@ def test_iou_metric_scores_a_known_prediction():
     results = metric.compute_metrics(metric.results)
     # background IoU 0, class 1 IoU 128 / 256, class 2 absent (NaN, skipped)
     assert results['mIoU'] == pytest.approx(25.0)
+
+
+def test_encoder_decoder_trains_from_image_level_labels():
+    torch.manual_seed(2)
+    model = _segmentor(dict(type='DRN_D', depth=22), in_channels=512).train()
+    mask = torch.zeros(32, 32, dtype=torch.long)
+    mask[4:10, 4:10] = 2
+    losses = model.loss(torch.randn(1, 3, 32, 32), [_sample(mask)])
+    assert set(losses) == {'decode.loss_cls'}
+    losses['decode.loss_cls'].backward()
+    assert model.decode_head.fc.weight.grad.abs().sum() > 0
+    assert model.backbone.layer1[0].weight.grad.abs().sum() > 0
