@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Training on a slurm cluster: one srun task per GPU.
+#
+#   GPUS=16 bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [train.py options...]
+#
+# GPUS (total, default 4), GPUS_PER_NODE (default 4; 0 for CPU-only nodes),
+# CPUS_PER_TASK (default 5), SRUN_ARGS (extra srun arguments), PYTHON.
+set -euo pipefail
+if [[ $# -lt 3 ]]; then
+    echo "usage: $0 PARTITION JOB_NAME CONFIG [train.py options...]" >&2
+    exit 2
+fi
+PARTITION=$1
+JOB_NAME=$2
+CONFIG=$3
+GPUS=${GPUS:-4}
+GPUS_PER_NODE=${GPUS_PER_NODE:-4}
+gres=()
+if [[ "$GPUS_PER_NODE" -gt 0 ]]; then gres=(--gres="gpu:$GPUS_PER_NODE"); fi
+tools="$(cd "$(dirname "$0")" && pwd)"
+# SRUN_ARGS is split into words on purpose: it holds several arguments.
+# shellcheck disable=SC2086
+PYTHONPATH="$tools/..${PYTHONPATH:+:$PYTHONPATH}" \
+exec srun -p "$PARTITION" \
+    --job-name="$JOB_NAME" \
+    "${gres[@]}" \
+    --ntasks="$GPUS" \
+    --ntasks-per-node="$(( GPUS_PER_NODE > 0 ? GPUS_PER_NODE : GPUS ))" \
+    --cpus-per-task="${CPUS_PER_TASK:-5}" \
+    --kill-on-bad-exit=1 \
+    ${SRUN_ARGS:-} \
+    "${PYTHON:-python}" -u "$tools/train.py" "$CONFIG" --launcher slurm "${@:4}"

@@ -1,0 +1,96 @@
+"""Test (evaluate) a checkpoint with an MMSegmentation or mmpretrain config.
+
+A thin wrapper on mmengine's ``Runner``, like ``tools/train.py``.
+
+Examples::
+
+    python tools/test.py CONFIG work_dirs/x/iter_1000.pth
+    python tools/test.py CONFIG CKPT --show-dir vis     # save drawn predictions
+    python tools/test.py CONFIG CKPT --out preds        # MMSeg: PNG per image
+    bash tools/dist_test.sh CONFIG CKPT 8
+"""
+
+import argparse
+import os
+import os.path as osp
+from typing import Any, List, Optional
+
+from mmengine.config import Config, DictAction
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test a checkpoint with mmengine')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='directory for the evaluation logs')
+    parser.add_argument(
+        '--out',
+        help='keep the predictions: a directory of PNGs (MMSeg) or a pickle '
+        'file (mmpretrain)',
+    )
+    parser.add_argument('--show', action='store_true', help='show predictions')
+    parser.add_argument(
+        '--show-dir',
+        help='save the drawn predictions (ground truth beside prediction) '
+        'under SHOW_DIR/vis_data/vis_image',
+    )
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='seconds each --show picture stays'
+    )
+    parser.add_argument(
+        '--cpu', action='store_true', help='run on CPU even when a GPU is visible'
+    )
+    parser.add_argument(
+        '--tta', action='store_true', help='test-time augmentation (config tta_*)'
+    )
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config fields, e.g. test_dataloader.batch_size=2',
+    )
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher',
+    )
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> Any:
+    args = parse_args(argv)
+    if args.cpu:
+        os.environ['CUDA_VISIBLE_DEVICES'] = '-1'
+    from mmengine.runner import Runner
+
+    import mmdrn  # noqa: F401  (registration, safe checkpoint loading)
+    from mmdrn.engine import register_scope, setup_device, setup_out, setup_show_dir
+
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    scope = register_scope(cfg)
+    setup_device(cfg, args.launcher)
+    setup_show_dir(cfg, scope, args.show_dir, args.show, args.wait_time)
+    setup_out(cfg, scope, args.out)
+    if args.tta:
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+
+    runner = Runner.from_cfg(cfg)
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main()

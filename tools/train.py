@@ -1,0 +1,102 @@
+"""Train a model from an MMSegmentation or mmpretrain config.
+
+A thin wrapper on mmengine's ``Runner``: the codebase is chosen from the
+config's ``default_scope``; ``import mmdrn`` registers mmdrn's components and
+makes mmengine's checkpoints loadable with ``weights_only=True``.
+
+Examples::
+
+    python tools/train.py configs/demo/fcn_drn-c-26-d8_1xb8-1k_drn-demo-128x128.py
+    python tools/train.py CONFIG --resume                  # latest in work dir
+    python tools/train.py CONFIG --resume work_dirs/x/iter_4000.pth
+    python tools/train.py CONFIG --amp --cfg-options train_dataloader.batch_size=4
+    bash tools/dist_train.sh CONFIG 8                     # torchrun, 8 processes
+
+Without CUDA (or with ``--cpu``) any config runs on CPU: SyncBN becomes BN,
+``--amp`` uses bfloat16, and distributed runs use the gloo backend.
+"""
+
+import argparse
+import os
+import os.path as osp
+from typing import Any, List, Optional
+
+from mmengine.config import Config, DictAction
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a model with mmengine')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('--work-dir', help='directory for logs and checkpoints')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        const='auto',
+        metavar='CHECKPOINT',
+        help='resume from CHECKPOINT, or without a value from the latest '
+        'checkpoint in the work dir',
+    )
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision: float16 on GPU, bfloat16 on CPU',
+    )
+    parser.add_argument(
+        '--cpu',
+        action='store_true',
+        help='run on CPU even when a GPU is visible',
+    )
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config fields, e.g. train_dataloader.batch_size=2',
+    )
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher',
+    )
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> Any:
+    args = parse_args(argv)
+    if args.cpu:
+        # Before anything initialises CUDA: mmengine then picks the CPU.
+        os.environ['CUDA_VISIBLE_DEVICES'] = '-1'
+    from mmengine.runner import Runner
+
+    import mmdrn  # noqa: F401  (registration, safe checkpoint loading)
+    from mmdrn.engine import (
+        register_scope,
+        setup_amp,
+        setup_device,
+        setup_resume,
+    )
+
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    register_scope(cfg)
+    device = setup_device(cfg, args.launcher)
+    setup_resume(cfg, args.resume)
+    if args.amp:
+        setup_amp(cfg, device)
+
+    runner = Runner.from_cfg(cfg)
+    return runner.train()
+
+
+if __name__ == '__main__':
+    main()
