@@ -74,6 +74,7 @@ def main(argv: Optional[List[str]] = None) -> Any:
 
     import mmdrn  # noqa: F401  (registration, safe checkpoint loading)
     from mmdrn.engine import (
+        enable_atomic_checkpoints,
         register_scope,
         setup_amp,
         setup_device,
@@ -94,6 +95,8 @@ def main(argv: Optional[List[str]] = None) -> Any:
     if args.amp:
         setup_amp(cfg, device)
 
+    # A checkpoint file is then complete or absent, whenever the run dies.
+    enable_atomic_checkpoints()
     runner = Runner.from_cfg(cfg)
     return runner.train()
 

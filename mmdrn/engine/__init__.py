@@ -1,6 +1,8 @@
 """Training-side helpers for mmdrn's tools: config preparation for any
-device and launcher, and a CPU mixed-precision optimizer wrapper."""
+device and launcher, a CPU mixed-precision optimizer wrapper, and atomic
+checkpoint writing."""
 
+from .atomic_io import enable_atomic_checkpoints, find_resumable_checkpoint
 from .launch import (
     LAUNCHERS,
     init_cpu_dist,
@@ -17,6 +19,8 @@ from .optim_wrapper import CPUAmpOptimWrapper
 __all__ = [
     'LAUNCHERS',
     'CPUAmpOptimWrapper',
+    'enable_atomic_checkpoints',
+    'find_resumable_checkpoint',
     'init_cpu_dist',
     'register_scope',
     'revert_sync_bn',

@@ -26,6 +26,8 @@ import torch.distributed as torch_dist
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from .atomic_io import find_resumable_checkpoint
+
 __all__ = [
     'LAUNCHERS',
     'register_scope',
@@ -100,16 +102,27 @@ def setup_resume(cfg: Config, resume: Optional[str]) -> None:
     """Translate ``--resume [CHECKPOINT]``.
 
     Args:
-        cfg (Config): The config, changed in place.
+        cfg (Config): The config, changed in place; ``cfg.work_dir`` must be
+            set for ``'auto'``.
         resume (str, optional): ``None`` (no resuming), ``'auto'`` (the
-            latest checkpoint of ``cfg.work_dir``, found through its
-            ``last_checkpoint`` file) or a checkpoint path.
+            latest complete checkpoint of ``cfg.work_dir``, see
+            :func:`~mmdrn.engine.atomic_io.find_resumable_checkpoint`; the run
+            starts afresh when there is none) or a checkpoint path.
     """
     if resume is None:
         return
     cfg.resume = True
-    # load_from=None makes the Runner look up the work dir's latest one.
-    cfg.load_from = None if resume == 'auto' else resume
+    if resume == 'auto':
+        # mmengine would trust work_dir/last_checkpoint blindly; this lookup
+        # skips a torn pointer or truncated file left by a killed run.
+        resume = find_resumable_checkpoint(cfg.work_dir)
+        if resume is None:
+            print_log(
+                f'--resume: no checkpoint in {cfg.work_dir}, training from the start',
+                'current',
+                logging.WARNING,
+            )
+    cfg.load_from = resume
 
 
 def setup_amp(cfg: Config, device: str) -> None:

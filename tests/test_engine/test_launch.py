@@ -72,14 +72,22 @@ def test_register_scope_picks_the_codebase():
         register_scope(Config(dict(default_scope='mmdet')))
 
 
-@pytest.mark.parametrize(
-    'resume, load_from',
-    [('auto', None), ('work_dirs/x/iter_8.pth', 'work_dirs/x/iter_8.pth')],
-)
-def test_setup_resume(resume, load_from):
+def test_setup_resume_with_a_path():
     cfg = _cfg(load_from='pretrained.pth')
-    setup_resume(cfg, resume)
-    assert cfg.resume is True and cfg.load_from == load_from
+    setup_resume(cfg, 'work_dirs/x/iter_8.pth')
+    assert cfg.resume is True and cfg.load_from == 'work_dirs/x/iter_8.pth'
+
+
+def test_setup_resume_auto_finds_the_latest_complete_checkpoint(tmp_path):
+    cfg = _cfg(load_from='pretrained.pth', work_dir=str(tmp_path))
+    setup_resume(cfg, 'auto')
+    assert cfg.resume is True and cfg.load_from is None  # nothing to resume
+    good = tmp_path / 'iter_2.pth'
+    torch.save({'meta': {'iter': 2}}, good)
+    (tmp_path / 'iter_4.pth').write_bytes(b'PK\x03\x04 truncated by a kill')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_4.pth'))
+    setup_resume(cfg, 'auto')
+    assert cfg.load_from == str(good)
 
 
 def test_setup_resume_none_leaves_config_alone():
