@@ -9,18 +9,21 @@ named in a config of either scope (``default_scope='mmseg'`` or
 from typing import Callable, Type
 
 from mmpretrain.registry import DATASETS as PRETRAIN_DATASETS
+from mmpretrain.registry import HOOKS as PRETRAIN_HOOKS
 from mmpretrain.registry import METRICS as PRETRAIN_METRICS
 from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 from mmseg.registry import DATASETS as SEG_DATASETS
+from mmseg.registry import HOOKS as SEG_HOOKS
 from mmseg.registry import METRICS as SEG_METRICS
 from mmseg.registry import MODELS as SEG_MODELS
 
-__all__ = ['register_model', 'register_metric', 'register_dataset']
+__all__ = ['register_model', 'register_metric', 'register_dataset', 'register_hook']
 
 _SCOPES = {
     'models': {'mmseg': SEG_MODELS, 'mmpretrain': PRETRAIN_MODELS},
     'metrics': {'mmseg': SEG_METRICS, 'mmpretrain': PRETRAIN_METRICS},
     'datasets': {'mmseg': SEG_DATASETS, 'mmpretrain': PRETRAIN_DATASETS},
+    'hooks': {'mmseg': SEG_HOOKS, 'mmpretrain': PRETRAIN_HOOKS},
 }
 
 
@@ -52,3 +55,8 @@ def register_metric(*scopes: str) -> Callable[[Type], Type]:
 def register_dataset(*scopes: str) -> Callable[[Type], Type]:
     """Register a dataset in the given scopes (default: both)."""
     return _register('datasets', scopes or ('mmseg', 'mmpretrain'))
+
+
+def register_hook(*scopes: str) -> Callable[[Type], Type]:
+    """Register a training hook in the given scopes (default: both)."""
+    return _register('hooks', scopes or ('mmseg', 'mmpretrain'))
