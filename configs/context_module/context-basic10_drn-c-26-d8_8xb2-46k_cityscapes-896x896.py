@@ -14,6 +14,9 @@ num_classes = 19
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
+    backbone=dict(
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/drn_c_26-ddedf421.pth')
+    ),
     neck=dict(variant='basic', num_layers=10, num_classes=num_classes),
     decode_head=dict(
         in_channels=num_classes, channels=num_classes, num_classes=num_classes

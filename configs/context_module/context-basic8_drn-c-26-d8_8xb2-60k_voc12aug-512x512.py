@@ -11,5 +11,8 @@ crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
+    backbone=dict(
+        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/drn_c_26-ddedf421.pth')
+    ),
     neck=dict(variant='basic', num_layers=8),
 )

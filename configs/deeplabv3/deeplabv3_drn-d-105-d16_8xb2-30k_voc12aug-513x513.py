@@ -12,6 +12,12 @@ crop_size = (513, 513)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
-    backbone=dict(type='DRN_D', depth=105),
+    backbone=dict(
+        type='DRN_D',
+        depth=105,
+        init_cfg=dict(
+            type='Pretrained', checkpoint='checkpoints/drn_d_105-12b40979.pth'
+        ),
+    ),
     decode_head=dict(num_classes=21),
 )

@@ -13,7 +13,13 @@ max_iters = 90000
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
-    backbone=dict(type='DRN_D', depth=105),
+    backbone=dict(
+        type='DRN_D',
+        depth=105,
+        init_cfg=dict(
+            type='Pretrained', checkpoint='checkpoints/drn_d_105-12b40979.pth'
+        ),
+    ),
     decode_head=dict(num_classes=19),
 )
 param_scheduler = [

@@ -12,6 +12,12 @@ crop_size = (513, 513)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
-    backbone=dict(type='DRN_D', depth=54),
+    backbone=dict(
+        type='DRN_D',
+        depth=54,
+        init_cfg=dict(
+            type='Pretrained', checkpoint='checkpoints/drn_d_54-0e0534ff.pth'
+        ),
+    ),
     decode_head=dict(num_classes=21),
 )

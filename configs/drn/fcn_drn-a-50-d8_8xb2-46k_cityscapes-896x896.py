@@ -11,6 +11,12 @@ crop_size = (896, 896)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
-    backbone=dict(type='DRN_A', depth=50),
+    backbone=dict(
+        type='DRN_A',
+        depth=50,
+        init_cfg=dict(
+            type='Pretrained', checkpoint='checkpoints/resnet50-19c8e357.pth'
+        ),
+    ),
     decode_head=dict(in_channels=2048, channels=2048),
 )

@@ -11,6 +11,12 @@ crop_size = (896, 896)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
-    backbone=dict(type='DRN_C', depth=42),
+    backbone=dict(
+        type='DRN_C',
+        depth=42,
+        init_cfg=dict(
+            type='Pretrained', checkpoint='checkpoints/drn_c_42-9d336e8c.pth'
+        ),
+    ),
     decode_head=dict(in_channels=512, channels=512),
 )

@@ -24,7 +24,13 @@ crop_size = (840, 840)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
-    backbone=dict(type='DRN_D', depth=105),
+    backbone=dict(
+        type='DRN_D',
+        depth=105,
+        init_cfg=dict(
+            type='Pretrained', checkpoint='checkpoints/drn_d_105-12b40979.pth'
+        ),
+    ),
     decode_head=dict(in_channels=512, channels=512),
 )
 # The official code rotates, then rescales, then crops and flips.

@@ -11,6 +11,12 @@ crop_size = (896, 896)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
-    backbone=dict(type='DRN_D', depth=22),
+    backbone=dict(
+        type='DRN_D',
+        depth=22,
+        init_cfg=dict(
+            type='Pretrained', checkpoint='checkpoints/drn_d_22-4bd2f8ea.pth'
+        ),
+    ),
     decode_head=dict(in_channels=512, channels=512),
 )

@@ -11,6 +11,12 @@ crop_size = (896, 896)
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
-    backbone=dict(type='DRN_D', depth=38),
+    backbone=dict(
+        type='DRN_D',
+        depth=38,
+        init_cfg=dict(
+            type='Pretrained', checkpoint='checkpoints/drn_d_38-eebb45f0.pth'
+        ),
+    ),
     decode_head=dict(in_channels=512, channels=512),
 )

@@ -1,7 +1,7 @@
 # DRN-C-58 on ImageNet-1k with the DRN paper's recipe (Sec. 5.1): SGD 0.1,
 # /10 every 30 epochs, 120 epochs, batch 256, scale/aspect + colour
-# augmentation; 1-crop evaluation (resize 256, centre 224). For the 10-crop
-# protocol see drn-c-58_8xb32_in1k-10crop.py.
+# augmentation; 1-crop evaluation (resize 256, centre 224). The paper's
+# 10-crop protocol needs a corner-crop transform (see configs/README.md).
 _base_ = [
     '../_base_/models/drn_imagenet.py',
     '../_base_/datasets/imagenet_bs32_drn.py',
@@ -12,3 +12,7 @@ model = dict(
     backbone=dict(type='DRN_C', depth=58, out_indices=(7,)),
     head=dict(in_channels=512),
 )
+# DRN-C-58 keeps the official, never-used 1x1 projection layer7.0.downsample
+# (it is in the official checkpoints); DDP must be told that some parameters
+# get no gradient.
+find_unused_parameters = True

@@ -25,7 +25,6 @@ model = dict(
         output_stride=8,
         norm_cfg=norm_cfg,
         norm_eval=False,
-        init_cfg=None,
     ),
     neck=dict(
         type='ContextModule',

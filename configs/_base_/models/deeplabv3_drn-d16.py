@@ -27,7 +27,6 @@ model = dict(
         output_stride=16,
         norm_cfg=norm_cfg,
         norm_eval=False,
-        init_cfg=None,
     ),
     # 256 channels per branch and after the fusing 1x1 (paper Sec. 3.3). The
     # paper states no dropout; 0.1 before the classifier as in MMSeg's own

@@ -30,7 +30,6 @@ model = dict(
         output_stride=8,
         norm_cfg=norm_cfg,
         norm_eval=False,
-        init_cfg=None,
     ),
     decode_head=dict(
         type='FCNHead',

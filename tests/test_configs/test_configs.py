@@ -1,0 +1,186 @@
+"""Every config in configs/ loads, builds its model and its datasets.
+
+The models are built from the configs as they are (a full DRN-D-105 included)
+and run once, in eval mode, on one 32x32 image; the datasets are built
+against the tiny fixtures of ``conftest.py`` (same directory layout as the
+real datasets) and return one sample each.
+"""
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _config_utils import (
+    CONFIG_DIR,
+    CONFIGS,
+    build_model,
+    config_id,
+    fixture_kind,
+    leaf_datasets,
+    load,
+    use_scope,
+    walk_dicts,
+)
+
+import mmdrn  # noqa: F401  (registers the DRN components)
+
+LOADERS = (
+    ('train_dataloader', 'train'),
+    ('val_dataloader', 'val'),
+    ('test_dataloader', 'val'),
+)
+
+
+def test_config_list_covers_every_family():
+    # The glob must find the configs of every method folder.
+    folders = {p.relative_to(CONFIG_DIR).parts[0] for p in CONFIGS}
+    assert {'drn', 'context_module', 'deeplabv3', 'drn_cls', 'cam'} <= folders
+    assert len(CONFIGS) >= 28
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=config_id)
+def test_config_loads_with_its_scope(path: Path):
+    cfg = load(path)
+    assert cfg.default_scope in ('mmseg', 'mmpretrain')
+    imports = cfg.get('custom_imports', {}).get('imports', [])
+    assert 'mmdrn' in imports, 'configs must import mmdrn to register DRN'
+    assert cfg.model.backbone.type in ('DRN_A', 'DRN_B', 'DRN_C', 'DRN_D')
+    if cfg.default_scope == 'mmseg' and path.relative_to(CONFIG_DIR).parts[0] != 'demo':
+        # multi-GPU configs synchronise BN across GPUs (CPU runs revert it)
+        norms = {
+            d['norm_cfg']['type'] for d in walk_dicts(cfg.model) if d.get('norm_cfg')
+        }
+        assert norms == {'SyncBN'}
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=config_id)
+def test_config_builds_model_and_runs_it(path: Path):
+    cfg = load(path)
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 32, 32), mode='tensor')
+    if cfg.default_scope == 'mmseg':
+        # scores at the backbone's output stride, one channel per class
+        stride = cfg.model.backbone.get('output_stride', 8)
+        num_classes = cfg.model.decode_head.num_classes
+        assert out.shape == (1, num_classes, 32 // stride, 32 // stride)
+    else:
+        assert out.shape == (1, cfg.model.head.num_classes)
+    assert torch.isfinite(out).all()
+
+
+def test_test_d8_configs_only_change_stride_and_rates():
+    # The train-at-16 / test-at-8 pairs share every weight: only the
+    # backbone's output stride and the ASPP rates (doubled) differ.
+    pairs = [p for p in CONFIGS if '-d16-test-d8_' in p.name]
+    assert len(pairs) == 4
+    for test_path in pairs:
+        train_path = test_path.with_name(test_path.name.replace('-test-d8', ''))
+        train, test = load(train_path), load(test_path)
+        assert train.model.backbone.output_stride == 16
+        assert test.model.backbone.output_stride == 8
+        rates = train.model.neck.dilations
+        assert tuple(test.model.neck.dilations) == tuple(
+            1 if r == 1 else 2 * r for r in rates
+        )
+        for cfg in (train, test):
+            del cfg.model.backbone['output_stride'], cfg.model.neck['dilations']
+        assert train.model == test.model
+        assert train.train_dataloader == test.train_dataloader
+        assert train.test_dataloader == test.test_dataloader
+        small_train, small_test = load(train_path), load(test_path)
+        for cfg in (small_train, small_test):
+            cfg.model.backbone.depth = 22
+        a = build_model(small_train).state_dict()
+        b = build_model(small_test).state_dict()
+        assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
+
+
+def _dataset_key(path: Path) -> str:
+    cfg = load(path)
+    return repr([cfg[loader]['dataset'] for loader, _ in LOADERS])
+
+
+FIXTURE_CONFIGS = [p for p in CONFIGS if fixture_kind(load(p)) is not None]
+# Configs whose loaders are identical (e.g. the -test-d8 twins) are checked
+# once: one representative per distinct set of dataset configs.
+_BY_DATASETS = {}
+for _path in FIXTURE_CONFIGS:
+    _BY_DATASETS.setdefault(_dataset_key(_path), _path)
+DATASET_CONFIGS = sorted(_BY_DATASETS.values())
+
+
+def test_every_paper_config_has_a_fixture():
+    # Only the embedded demo brings its own data; all others read a real
+    # dataset that has a fixture here.
+    others = [p for p in CONFIGS if p not in FIXTURE_CONFIGS]
+    assert all(p.relative_to(CONFIG_DIR).parts[0] == 'demo' for p in others), others
+
+
+def _build_dataset(cfg, loader: str, kind: str, fixtures):
+    dataset_cfg = copy.deepcopy(cfg[loader]['dataset'])
+    root = getattr(fixtures, kind)
+    for leaf in leaf_datasets(dataset_cfg):
+        leaf['data_root'] = str(
+            root / 'VOCdevkit' / 'VOC2012' if kind == 'voc' else root
+        )
+    if cfg.default_scope == 'mmseg':
+        from mmseg.registry import DATASETS
+    else:
+        from mmpretrain.registry import DATASETS
+    return DATASETS.build(dataset_cfg)
+
+
+@pytest.mark.parametrize('path', DATASET_CONFIGS, ids=config_id)
+def test_config_builds_datasets_on_real_layout(path: Path, fixtures):
+    cfg = load(path)
+    use_scope(cfg)
+    kind = fixture_kind(cfg)
+    for loader, split in LOADERS:
+        dataset = _build_dataset(cfg, loader, kind, fixtures)
+        assert len(dataset) == fixtures.counts[f'{kind}/{split}'], loader
+        sample = dataset[0]
+        inputs = sample['inputs']
+        assert inputs.dtype == torch.uint8 and inputs.shape[0] == 3
+        data_sample = sample['data_samples']
+        if cfg.default_scope == 'mmseg':
+            labels = data_sample.gt_sem_seg.data
+            if split == 'train':  # cropped together with the image
+                assert labels.shape[-2:] == inputs.shape[-2:]
+                crop = cfg.model.data_preprocessor.size
+                assert inputs.shape[1] <= crop[0] and inputs.shape[2] <= crop[1]
+            else:  # evaluation compares with the label at its original size
+                assert tuple(labels.shape[-2:]) == data_sample.ori_shape
+            num_classes = cfg.model.decode_head.num_classes
+            values = set(np.unique(labels.numpy()).tolist())
+            assert values <= set(range(num_classes)) | {255}, values
+            assert values - {255}, 'the sample holds no labelled pixel'
+        else:
+            assert tuple(inputs.shape[1:]) == (224, 224)
+            # the first line of meta/train.txt and meta/val.txt
+            assert int(data_sample.gt_label) == {'train': 0, 'val': 1}[split]
+
+
+def test_metafiles_list_every_config_once():
+    import yaml
+
+    listed = []
+    for metafile in sorted(CONFIG_DIR.glob('*/metafile.yaml')):
+        meta = yaml.safe_load(metafile.read_text())
+        collections = {c['Name'] for c in meta['Collections']}
+        for model in meta['Models']:
+            path = CONFIG_DIR.parent / model['Config']
+            assert path.is_file(), model['Config']
+            assert path.parent == metafile.parent, model['Config']
+            assert model['Name'] == path.stem
+            assert model['In Collection'] in collections
+            for metric in model.get('Results', {}).get('Metrics', {}).values():
+                assert 0 < metric < 100
+            listed.append(path)
+    assert len(listed) == len(set(listed))
+    # every config outside the demo folder is in its folder's metafile
+    listed = {p for p in listed if p.relative_to(CONFIG_DIR).parts[0] != 'demo'}
+    paper_configs = {p for p in CONFIGS if p.relative_to(CONFIG_DIR).parts[0] != 'demo'}
+    assert listed == paper_configs
