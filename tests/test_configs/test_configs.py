@@ -184,3 +184,50 @@ def test_metafiles_list_every_config_once():
     listed = {p for p in listed if p.relative_to(CONFIG_DIR).parts[0] != 'demo'}
     paper_configs = {p for p in CONFIGS if p.relative_to(CONFIG_DIR).parts[0] != 'demo'}
     assert listed == paper_configs
+
+
+PRETRAINED_CONFIGS = [
+    p for p in CONFIGS if load(p).model.backbone.get('init_cfg') is not None
+]
+
+
+def test_segmentation_configs_start_from_the_official_imagenet_weights():
+    # Every MMSeg paper config (not the demo) fine-tunes ImageNet weights, and
+    # names the official file of its own arch and depth (the timm pretrained
+    # cfg URL of mmdrn's drn_<arch>_<depth>).
+    from timm.models import get_pretrained_cfg
+
+    seg = {
+        p
+        for p in CONFIGS
+        if load(p).default_scope == 'mmseg'
+        and p.relative_to(CONFIG_DIR).parts[0] != 'demo'
+    }
+    assert seg <= set(PRETRAINED_CONFIGS)
+    for path in PRETRAINED_CONFIGS:
+        backbone = load(path).model.backbone
+        init = backbone.init_cfg
+        assert init.type == 'Pretrained'
+        tag = 'tv_in1k' if backbone.type == 'DRN_A' else 'fyu_in1k'
+        name = f'{backbone.type.lower()}_{backbone.depth}.{tag}'
+        url = get_pretrained_cfg(name).url
+        assert init.checkpoint == 'checkpoints/' + url.rsplit('/', 1)[-1], path
+
+
+def test_pretrained_init_cfg_loads_an_official_layout_checkpoint(tmp_path):
+    # The init_cfg format of the configs works with the backbone: a checkpoint
+    # in fyu/drn's layout (classifier included) ends up in the backbone.
+    import timm
+
+    reference = timm.create_model('drn_c_26', num_classes=1000)
+    ckpt = tmp_path / 'drn_c_26-ddedf421.pth'
+    torch.save(reference.state_dict(), ckpt)
+    cfg = load(CONFIG_DIR / 'drn' / 'fcn_drn-c-26-d8_8xb2-46k_cityscapes-896x896.py')
+    cfg.model.backbone.init_cfg.checkpoint = str(ckpt)
+    model = build_model(cfg)
+    model.init_weights()
+    loaded = model.backbone.state_dict()
+    expected = reference.state_dict()
+    assert loaded.keys() == {k for k in expected if not k.startswith('fc.')}
+    for key, value in loaded.items():
+        assert torch.equal(value, expected[key]), key
