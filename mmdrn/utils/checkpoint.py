@@ -3,21 +3,73 @@
 Every mmdrn code path that opens a checkpoint goes through :func:`load_file`,
 which uses ``torch.load(..., weights_only=True)``: tensors, containers and
 plain Python values load; anything that would need arbitrary code to unpickle
-is refused with a message naming the file.
+is refused with a message naming the file and what it tried to call.
+:func:`register_mmengine_loader` routes mmengine's own loading of local files
+(``load_from``, ``resume``, ``init_cfg=dict(type='Pretrained', ...)``)
+through it as well.
 """
 
 import os
 import pickle
+import re
 import zipfile
 from typing import Any, Union
 
 import torch
 
-__all__ = ['CheckpointError', 'load_file']
+__all__ = ['CheckpointError', 'load_file', 'register_mmengine_loader']
+
+# torch's weights-only unpickler names a refused callable as "Unsupported
+# global: GLOBAL posix.system was not an allowed global" or "Trying to load
+# unsupported GLOBAL os.makedirs whose module os is blocked".
+_REFUSED_GLOBAL = re.compile(r'(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)')
+# ... and an object it will not build as "Can only build Tensor, ... but got X"
+# or "Trying to call reduce for unrecognized function X".
+_REFUSED_OBJECT = ('Can only ', 'Trying to call reduce')
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable, or not safe to load."""
+
+
+def _unpickler_detail(text: str) -> str:
+    """The unpickler's own reason, without torch's advice around it."""
+    for paragraph in reversed(text.split('\n\n')):
+        paragraph = ' '.join(paragraph.split())
+        if paragraph and not paragraph.startswith(
+            ('Check the documentation', 'Weights only load failed')
+        ):
+            return paragraph.split('WeightsUnpickler error: ')[-1]
+    return text.strip()
+
+
+def _refusal(path: str, err: Exception) -> CheckpointError:
+    """The error for a file the weights-only unpickler would not read."""
+    text = str(err)
+    detail = _unpickler_detail(text)
+    # torch's own message suggests allow-listing the global or turning
+    # weights_only off; for a file from a stranger that is the one thing not
+    # to do, so it is not passed on.
+    found = _REFUSED_GLOBAL.search(text)
+    if found is not None:
+        return CheckpointError(
+            f'refusing to load {path!r}: unpickling it would call '
+            f'{found.group(1)}, which is code, not weights. mmdrn only loads '
+            f'tensors and plain values (torch.load with weights_only=True) and '
+            f'never runs code from a checkpoint. If you trust the file, '
+            f'export its state dict (tensors only) with the tool that wrote it.'
+        )
+    if detail.startswith(_REFUSED_OBJECT):
+        return CheckpointError(
+            f'refusing to load {path!r}: it holds objects that are not plain '
+            f'weights ({detail}); mmdrn never runs code from a checkpoint '
+            f'(torch.load with weights_only=True).'
+        )
+    # Unknown opcodes and the like: the bytes are not a torch.save pickle.
+    return CheckpointError(
+        f'cannot read checkpoint {path!r}: it is not a file written by '
+        f'torch.save, or it is corrupt (weights-only unpickler: {detail})'
+    )
 
 
 def load_file(path: Union[str, os.PathLike], map_location: Any = 'cpu') -> Any:
@@ -31,22 +83,48 @@ def load_file(path: Union[str, os.PathLike], map_location: Any = 'cpu') -> Any:
         The deserialised object (usually a dict of tensors).
 
     Raises:
-        CheckpointError: The file does not exist, is truncated/corrupt, or
-            contains objects that are not plain weights.
+        CheckpointError: The file does not exist, is empty, truncated or
+            corrupt, or contains objects that are not plain weights (the
+            message names the callable it would have run).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise CheckpointError(f'checkpoint not found: {path!r}')
+        raise CheckpointError(f'checkpoint not found (or not a file): {path!r}')
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(
+            f'cannot read checkpoint {path!r}: the file is empty (an '
+            f'interrupted write?)'
+        )
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f'refusing to load {path!r}: it holds objects that are not plain '
-            f'weights, and mmdrn never unpickles arbitrary code '
-            f'(weights_only=True). Details: {err}'
-        ) from err
+        raise _refusal(path, err) from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
         raise CheckpointError(
             f'cannot read checkpoint {path!r}: the file is truncated or '
             f'corrupt ({type(err).__name__}: {err})'
         ) from err
+
+
+def load_from_local_weights_only(filename: str, map_location: Any = None) -> Any:
+    """mmengine loader for plain paths (its log calls it "local_weights_only")."""
+    filename = os.path.expanduser(filename)
+    if not os.path.isfile(filename):
+        # mmengine's own loader raises FileNotFoundError; callers may rely on it
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return load_file(filename, map_location=map_location)
+
+
+def register_mmengine_loader() -> None:
+    """Make mmengine load local checkpoint files with :func:`load_file`.
+
+    Replaces mmengine's loader for plain paths (``CheckpointLoader`` scheme
+    ``''``), used by ``Runner`` ``load_from`` / ``resume``,
+    ``load_checkpoint`` and ``init_cfg=dict(type='Pretrained', ...)``. mmengine
+    already calls ``torch.load`` with torch's default ``weights_only=True``;
+    this adds :class:`CheckpointError`'s explanations and makes the safe
+    setting independent of torch's default. Idempotent.
+    """
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    CheckpointLoader.register_scheme('', load_from_local_weights_only, force=True)
