@@ -10,11 +10,14 @@ One :class:`DRN` class builds every variant from the ``_ARCHS`` table:
 * **DRN-A** (18, 34, 50, 101): a ResNet in torchvision's key layout (``conv1``
   7x7 stride 2, ``bn1``, max pool, ``layer1`` .. ``layer4``, ``fc`` Linear) whose
   groups 4 and 5 (``layer3``/``layer4``) lose their stride and are dilated 2 and
-  4. The paper's equations dilate every layer of a group except the very first
-  convolution (``G^4_1``); the official ``DRN_A`` instead builds the whole first
-  *block* of ``layer3``/``layer4`` with dilation 1 and dilates blocks 2.. only.
-  We follow the code, so torchvision ResNet weights and fyu/drn's ``drn_a_50``
-  behave exactly as in the original.
+  4. The paper's equations keep dilation 1 only for the first (formerly
+  strided) layer of group 4, ``G^4_1``, dilate the rest of group 4 by 2,
+  ``G^5_1`` by 2 and the rest of group 5 by 4. The official ``DRN_A`` instead
+  builds the whole first *block* of ``layer3`` and of ``layer4`` with dilation
+  1 and dilates blocks 2.. only. The two differ in ``layer4[0]`` (its 3x3
+  convolution: 1 in the code, 2 in the paper) and, for the basic-block depths
+  18/34, also in ``layer3[0].conv2``. We follow the code, so fyu/drn's
+  ``drn_a_50`` (torchvision ResNet-50 weights) reproduces exactly.
 * **DRN-B** (26, 42): the paper's intermediate degridding stage. Max pooling is
   replaced by a stride-1 7x7 stem and two residual levels (16 and 32 channels),
   and levels 7 (dilation 2) and 8 (dilation 1) are added *with* residual

@@ -33,6 +33,7 @@ maps, and keys the model has but the checkpoint lacks, raise
 import logging
 import os
 import re
+import urllib.parse
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -306,6 +307,18 @@ def match_state_dict(
     return state
 
 
+def _local_file(path_or_url: str) -> str:
+    """The path itself, or the cached download of a URL."""
+    if '://' not in path_or_url:
+        return path_or_url
+    name = os.path.basename(urllib.parse.urlparse(path_or_url).path)
+    cached = os.path.join(torch.hub.get_dir(), 'checkpoints', name)
+    if not os.path.isfile(cached):
+        os.makedirs(os.path.dirname(cached), exist_ok=True)
+        torch.hub.download_url_to_file(path_or_url, cached)
+    return cached
+
+
 def load_drn_weights(
     model: nn.Module,
     checkpoint: Union[str, os.PathLike, Mapping],
@@ -317,7 +330,9 @@ def load_drn_weights(
     Args:
         model (DRN): Target model (any output stride, ``in_chans`` must match).
         checkpoint (str | PathLike | Mapping): File (read with
-            :func:`mmdrn.utils.load_file`) or an already loaded checkpoint.
+            :func:`mmdrn.utils.load_file`), URL (downloaded once into
+            ``torch.hub``'s checkpoint cache, then read the same way) or an
+            already loaded checkpoint.
         skip_classifier (bool): Keep the model's ``fc`` and ignore the
             checkpoint's (e.g. a 1000-class ImageNet ``fc`` into a 19-class
             model, or into a backbone without classifier). Default: False.
@@ -329,7 +344,7 @@ def load_drn_weights(
         dict[str, Tensor]: The state dict that was loaded.
     """
     if isinstance(checkpoint, (str, os.PathLike)):
-        checkpoint = load_file(checkpoint)
+        checkpoint = load_file(_local_file(os.fspath(checkpoint)))
     state = unwrap_state_dict(checkpoint)
     if prefix:
         state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}

@@ -286,3 +286,18 @@ def test_output_stride_16_model_takes_output_stride_8_weights(tmp_path):
     for got, want in zip(levels[:4], expected[:4]):
         assert torch.equal(got, want)
     assert levels[4].shape[-1] == -(-expected[4].shape[-1] // 2)  # ceil
+
+
+def test_checkpoint_url_is_downloaded_once(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'hub'))
+    source = randomize_(DRN('D', 22))
+    path = tmp_path / 'remote' / 'drn_d_22-test.pth'
+    path.parent.mkdir()
+    torch.save(fyu_state(source), path)
+    model = DRN('D', 22)
+    load_drn_weights(model, path.as_uri())
+    cached = tmp_path / 'hub' / 'hub' / 'checkpoints' / 'drn_d_22-test.pth'
+    assert cached.is_file()
+    assert torch.equal(model.layer8[0].weight, source.layer8[0].weight)
+    path.unlink()  # the cached copy is used from now on
+    load_drn_weights(DRN('D', 22), path.as_uri())
