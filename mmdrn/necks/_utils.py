@@ -1,10 +1,11 @@
 """Argument checks and input selection shared by the necks (plain PyTorch)."""
 
+import numbers
 from typing import Any, Sequence, Tuple
 
 from torch import Tensor
 
-__all__ = ['check_int', 'check_in_index', 'select_input']
+__all__ = ['check_float', 'check_int', 'check_in_index', 'select_input']
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -27,6 +28,25 @@ def check_int(name: str, value: Any, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f'{name} must be an int >= {minimum}, got {value}')
     return value
+
+
+def check_float(name: str, value: Any, allowed: str) -> float:
+    """Return ``value`` as a float if it is a real number, else raise.
+
+    Args:
+        name (str): Argument name used in the error message.
+        value (Any): The value to check.
+        allowed (str): The allowed range, for the message (e.g. ``'[0, 1)'``).
+
+    Returns:
+        float: ``float(value)``; the caller checks the range.
+    """
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(
+            f'{name} must be a float in {allowed}, got {value!r} '
+            f'of type {type(value).__name__}'
+        )
+    return float(value)
 
 
 def check_in_index(in_index: Any) -> int:
@@ -69,6 +89,12 @@ def select_input(
         raise ValueError(
             f'in_index={in_index} is out of range for {num} backbone '
             f'outputs; allowed: {allowed}'
+        )
+    not_tensors = [i for i, x in enumerate(inputs) if not isinstance(x, Tensor)]
+    if not_tensors:
+        raise TypeError(
+            f'a neck takes the backbone outputs as a tuple or list of tensors; '
+            f'inputs[{not_tensors[0]}] is a {type(inputs[not_tensors[0]]).__name__}'
         )
     index = in_index % num
     x = inputs[index]

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ._utils import check_in_index, check_int, select_input
+from ._utils import check_float, check_in_index, check_int, select_input
 
 __all__ = ['ASPPConv', 'ASPPPooling', 'ASPPNeck']
 
@@ -167,7 +167,7 @@ class ASPPNeck(nn.Module):
                 'dilations must be a non-empty sequence of ints >= 1 '
                 f'(1 = a 1x1 branch), got {dilations!r}'
             )
-        if not 0 <= dropout_ratio < 1:
+        if not 0 <= check_float('dropout_ratio', dropout_ratio, '[0, 1)') < 1:
             raise ValueError(f'dropout_ratio must be in [0, 1), got {dropout_ratio!r}')
         self.in_channels = in_channels
         self.channels = channels

@@ -45,12 +45,13 @@ channels, and ``t`` the kernel tap (``t = 0`` the centre):
   ``c_i = c_{i+1} = C`` is the basic rule, which is how it is implemented.
 """
 
+import math
 from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from ._utils import check_in_index, check_int, select_input
+from ._utils import check_float, check_in_index, check_int, select_input
 
 __all__ = ['ContextConv', 'ContextModule', 'scaled_identity_']
 
@@ -217,14 +218,18 @@ class ContextModule(nn.Module):
             )
         if num_classes is not None:
             check_int('num_classes', num_classes)
-        if not init_noise >= 0:
-            raise ValueError(f'init_noise must be >= 0, got {init_noise!r}')
+        noise = check_float('init_noise', init_noise, '[0, inf)')
+        if not (noise >= 0 and math.isfinite(noise)):
+            # inf noise would fill the large variant with inf/NaN weights
+            raise ValueError(
+                f'init_noise must be a finite float in [0, inf), got {noise!r}'
+            )
         self.in_channels = in_channels
         self.variant = variant
         self.num_layers = num_layers
         self.num_classes = num_classes
         self.in_index = check_in_index(in_index)
-        self.init_noise = float(init_noise)
+        self.init_noise = noise
 
         base = in_channels if num_classes is None else num_classes
         self.base_channels = base

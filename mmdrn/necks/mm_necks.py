@@ -12,7 +12,7 @@ plain modules only; these subclasses have the same parameters and
 
 import copy
 from functools import partial
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Any, Callable, List, Optional, Sequence, Union
 
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmengine.model import BaseModule
@@ -31,16 +31,59 @@ _RELU = {'type': 'ReLU'}
 _BN = {'type': 'BN', 'requires_grad': True}
 
 
+_NORM_EXAMPLES = "'BN', 'SyncBN', 'GN' (with num_groups), 'LN', 'IN'"
+_ACT_EXAMPLES = "'ReLU', 'LeakyReLU', 'PReLU', 'ReLU6', 'ELU', 'SiLU', 'GELU', 'HSwish'"
+
+
+def _check_cfg(name: str, cfg: ConfigType, examples: str) -> ConfigType:
+    if cfg is not None and (not isinstance(cfg, dict) or 'type' not in cfg):
+        raise TypeError(
+            f'{name} must be None or a dict with a type ({examples} ...), got {cfg!r}'
+        )
+    return cfg
+
+
+def _build_layer(
+    name: str, examples: str, build: Callable, cfg: dict, *args: Any
+) -> Any:
+    # mmcv reports an unknown type as a KeyError that does not name the
+    # argument ("Cannot find None in registry"), bad options as the layer's
+    # TypeError or a bare AssertionError; all are re-raised naming the
+    # config argument.
+    try:
+        return build(cfg, *args)
+    except KeyError as err:
+        raise ValueError(
+            f'{name}={cfg!r}: unknown type {cfg["type"]!r}; mmcv layers are e.g. '
+            f'{examples}'
+        ) from err
+    except TypeError as err:
+        raise TypeError(f'{name}={cfg!r}: {err}') from err
+    except AssertionError as err:  # mmcv asserts on missing options
+        raise ValueError(
+            f'{name}={cfg!r}: mmcv rejected it, an option is missing or wrong '
+            f'(e.g. GN needs num_groups) {err}'.rstrip()
+        ) from err
+
+
 def _build_norm(norm_cfg: dict, channels: int) -> nn.Module:
-    return build_norm_layer(norm_cfg, channels)[1]
+    return _build_layer(
+        'norm_cfg', _NORM_EXAMPLES, build_norm_layer, norm_cfg, channels
+    )[1]
+
+
+def _build_act(act_cfg: dict) -> nn.Module:
+    return _build_layer('act_cfg', _ACT_EXAMPLES, build_activation_layer, act_cfg)
 
 
 def _norm_builder(norm_cfg: ConfigType) -> Optional[Callable[[int], nn.Module]]:
+    _check_cfg('norm_cfg', norm_cfg, _NORM_EXAMPLES)
     return None if norm_cfg is None else partial(_build_norm, dict(norm_cfg))
 
 
 def _act_builder(act_cfg: ConfigType) -> Optional[Callable[[], nn.Module]]:
-    return None if act_cfg is None else partial(build_activation_layer, dict(act_cfg))
+    _check_cfg('act_cfg', act_cfg, _ACT_EXAMPLES)
+    return None if act_cfg is None else partial(_build_act, dict(act_cfg))
 
 
 # The plain class comes first in the bases: its ``super().__init__()`` then

@@ -148,6 +148,16 @@ def test_returns_tuple_with_selected_level_replaced():
             r'dropout_ratio must be in \[0, 1\), got 1.0',
         ),
         (dict(in_index=None), TypeError, r'in_index must be an int'),
+        (
+            dict(dropout_ratio='0.1'),
+            TypeError,
+            r"dropout_ratio must be a float in \[0, 1\), got '0.1' of type str",
+        ),
+        (
+            dict(dropout_ratio=float('nan')),
+            ValueError,
+            r'dropout_ratio must be in \[0, 1\), got nan',
+        ),
     ],
 )
 def test_bad_arguments_raise(kwargs, error, match):

@@ -231,7 +231,21 @@ def test_norm_layer_in_eval_keeps_near_identity():
         (dict(in_channels=2.0), TypeError, r'in_channels must be an int >= 1, got 2.0'),
         (dict(num_classes=0), ValueError, r'num_classes must be an int >= 1, got 0'),
         (dict(in_index='last'), TypeError, r"in_index must be an int .*got 'last'"),
-        (dict(init_noise=-1.0), ValueError, r'init_noise must be >= 0, got -1.0'),
+        (
+            dict(init_noise=-1.0),
+            ValueError,
+            r'init_noise must be a finite float in \[0, inf\), got -1.0',
+        ),
+        (
+            dict(init_noise=float('inf')),
+            ValueError,
+            r'init_noise must be a finite float in \[0, inf\), got inf',
+        ),
+        (
+            dict(init_noise='0.1'),
+            TypeError,
+            r"init_noise must be a float in \[0, inf\), got '0.1' of type str",
+        ),
     ],
 )
 def test_bad_arguments_raise(kwargs, error, match):
@@ -255,3 +269,5 @@ def test_wrong_input_channels_or_type_raise():
         neck((torch.rand(1, 3, 8, 8),))
     with pytest.raises(TypeError, match=r'tuple or list of tensors'):
         neck(torch.rand(1, 4, 8, 8))
+    with pytest.raises(TypeError, match=r'list of tensors; inputs\[1\] is a list'):
+        neck((torch.rand(1, 4, 8, 8), [[0.0]]))

@@ -132,6 +132,43 @@ def test_context_module_bad_config_raises_value_error():
         MODELS.build(dict(type='ContextModule', in_channels=4, num_layers=7))
 
 
+@pytest.mark.parametrize('neck', ['ContextModule', 'ASPPNeck'])
+@pytest.mark.parametrize(
+    'cfg, error, match',
+    [
+        (
+            dict(norm_cfg=dict(type='Foo')),
+            ValueError,
+            r"norm_cfg=\{'type': 'Foo'\}: unknown type 'Foo'; mmcv layers .*'BN'",
+        ),
+        (
+            dict(norm_cfg='BN'),
+            TypeError,
+            r"norm_cfg must be None or a dict with a type .*got 'BN'",
+        ),
+        (
+            dict(norm_cfg=dict(type='GN')),
+            ValueError,
+            r"norm_cfg=\{'type': 'GN'\}: mmcv rejected it.*GN needs num_groups",
+        ),
+        (
+            dict(act_cfg=dict(type='Foo')),
+            ValueError,
+            r"act_cfg=\{'type': 'Foo'\}: unknown type 'Foo'; mmcv layers .*'ReLU'",
+        ),
+        (
+            dict(act_cfg=dict(type='ReLU', slope=2)),
+            TypeError,
+            r"act_cfg=\{'type': 'ReLU', 'slope': 2\}: .*slope",
+        ),
+        (dict(act_cfg=['ReLU']), TypeError, r'act_cfg must be None or a dict'),
+    ],
+)
+def test_bad_norm_and_act_configs_name_the_argument(neck, cfg, error, match):
+    with pytest.raises(error, match=match):
+        MODELS.build(dict(type=neck, in_channels=4, **cfg))
+
+
 def test_aspp_from_config_odd_size_and_norm():
     neck = MODELS.build(dict(type='ASPPNeck', in_channels=6, channels=4))
     assert sum(isinstance(m, nn.BatchNorm2d) for m in neck.modules()) == 6
