@@ -351,13 +351,36 @@ def test_features_only_equals_forward_intermediates():
     torch.manual_seed(0)
     model = timm.create_model('drn_d_22').eval()
     features = timm.create_model('drn_d_22', features_only=True).eval()
-    features.load_state_dict(model.state_dict(), strict=False)
+    result = features.load_state_dict(model.state_dict(), strict=False)
+    assert result.missing_keys == [] and result.unexpected_keys == [
+        'fc.weight',
+        'fc.bias',
+    ]
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         for a, b in zip(
             features(x), model.forward_intermediates(x, intermediates_only=True)
         ):
             assert torch.equal(a, b)
+
+
+def test_features_only_getter_uses_forward_intermediates():
+    torch.manual_seed(0)
+    model = timm.create_model('drn_c_26').eval()
+    getter = timm.create_model(
+        'drn_c_26', features_only=True, feature_cls='getter', out_indices=(2, 5)
+    ).eval()
+    result = getter.model.load_state_dict(model.state_dict(), strict=False)
+    assert result.missing_keys == []  # pruned levels and head are the unexpected
+    # levels after the last requested one are pruned away
+    assert getter.model.level_names[-1] == 'layer6' and getter.model.layer7 is None
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = model.forward_intermediates(
+            x, indices=[2, 5], intermediates_only=True
+        )
+        for got, want in zip(getter(x), expected):
+            assert torch.equal(got, want)
 
 
 def test_forward_intermediates_indices():
