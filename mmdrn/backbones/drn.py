@@ -421,6 +421,38 @@ def _checkpoint(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return checkpoint(run, x)
 
 
+def _check_input(x: torch.Tensor, in_chans: int) -> None:
+    """Refuse inputs that are not ``N x in_chans x H x W`` with a clear error."""
+    if x.dim() != 4 or x.shape[1] != in_chans:
+        raise ValueError(
+            'DRN expects images of shape N x C x H x W with C = in_chans '
+            '(in_channels) = ' + str(in_chans) + ', got shape ' + str(list(x.shape))
+        )
+
+
+# a leaf for torch.fx: its shape test is not symbolically traceable
+torch.fx.wrap('_check_input')
+
+
+def _resolve_layer(
+    name: str, value: LayerFactory, resolve: Callable[[str], Any]
+) -> Callable[..., nn.Module]:
+    """A layer factory from a callable or a timm layer name."""
+    kind = 'norm' if name == 'norm_layer' else 'activation'
+    factory = value
+    if isinstance(value, str):
+        try:
+            factory = resolve(value)
+        except KeyError:
+            factory = None
+    if not callable(factory):
+        raise ValueError(
+            f'{name} must be a layer class/factory or a timm {kind} layer name '
+            f'(e.g. {"batchnorm2d" if kind == "norm" else "relu"!r}), got {value!r}'
+        )
+    return factory
+
+
 def _check_choice(name: str, value: Any, allowed: Sequence) -> None:
     if value not in allowed:
         raise ValueError(f'{name} must be one of {list(allowed)}, got {value!r}')
@@ -489,10 +521,14 @@ class DRN(nn.Module):
             raise ValueError(f'in_chans must be a positive int, got {in_chans!r}')
         if not isinstance(num_classes, int) or num_classes < 0:
             raise ValueError(f'num_classes must be an int >= 0, got {num_classes!r}')
-        if isinstance(norm_layer, str):
-            norm_layer = get_norm_layer(norm_layer)
-        if isinstance(act_layer, str):
-            act_layer = get_act_layer(act_layer)
+        if (
+            not isinstance(drop_rate, (int, float))
+            or isinstance(drop_rate, bool)
+            or not 0.0 <= drop_rate < 1.0
+        ):
+            raise ValueError(f'drop_rate must be a float in [0, 1), got {drop_rate!r}')
+        norm_layer = _resolve_layer('norm_layer', norm_layer, get_norm_layer)
+        act_layer = _resolve_layer('act_layer', act_layer, get_act_layer)
         self.arch = arch
         self.depth = depth
         self.layers = _ARCHS[arch][depth].layers
@@ -719,6 +755,7 @@ class DRN(nn.Module):
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         """Run the stem (``layer0`` for D, ``conv1``/``bn1``/act[/max pool])."""
+        _check_input(x, self.in_chans)
         if self.layer0 is not None:
             x = self.layer0(x)
         if self.conv1 is not None:
@@ -889,8 +926,28 @@ def checkpoint_filter_fn(
     )
 
 
+def _check_out_indices(out_indices: Any, num_levels: int) -> Tuple[int, ...]:
+    """Validate timm's ``out_indices`` (features_only) and make them >= 0."""
+    if (
+        not isinstance(out_indices, (list, tuple))
+        or not out_indices
+        or any(
+            not isinstance(i, int) or not -num_levels <= i < num_levels
+            for i in out_indices
+        )
+    ):
+        raise ValueError(
+            f'out_indices must be a non-empty list/tuple of level indices in '
+            f'{list(range(num_levels))} (negative counts from the end), '
+            f'got {out_indices!r}'
+        )
+    return tuple(i % num_levels for i in out_indices)
+
+
 def _create_drn(variant: str, pretrained: bool = False, **kwargs: Any) -> DRN:
     num_levels = 4 if kwargs['arch'] == 'A' else 8
+    if kwargs.get('features_only') and kwargs.get('out_indices') is not None:
+        kwargs['out_indices'] = _check_out_indices(kwargs['out_indices'], num_levels)
     return build_model_with_cfg(
         DRN,
         variant,

@@ -11,7 +11,7 @@ tuple, and register the class. They have no classifier; their parameters and
 
 import copy
 from functools import partial
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmcv.cnn import build_activation_layer, build_norm_layer
@@ -32,15 +32,37 @@ _RELU = {'type': 'ReLU'}
 _NO_INPLACE = ('Tanh', 'PReLU', 'Sigmoid', 'HSigmoid', 'Swish', 'GELU')
 
 
+# What mmcv raises for an unknown type or bad arguments in a layer config.
+_BUILD_ERRORS = (KeyError, TypeError, ValueError, AssertionError)
+
+
+def _check_cfg(name: str, cfg: Any) -> dict:
+    if not isinstance(cfg, dict) or 'type' not in cfg:
+        raise TypeError(f"{name} must be a dict with a 'type' key, got {cfg!r}")
+    return dict(cfg)
+
+
 def _build_norm(norm_cfg: dict, channels: int) -> nn.Module:
-    return build_norm_layer(norm_cfg, channels)[1]
+    try:
+        return build_norm_layer(norm_cfg, channels)[1]
+    except _BUILD_ERRORS as err:
+        raise ValueError(
+            f'norm_cfg={norm_cfg!r} cannot build a norm layer of {channels} '
+            f'channels: {type(err).__name__}: {err}'
+        ) from err
 
 
 def _build_act(act_cfg: dict, inplace: bool = True) -> nn.Module:
     cfg = dict(act_cfg)
     if cfg['type'] not in _NO_INPLACE:
         cfg.setdefault('inplace', inplace)
-    return build_activation_layer(cfg)
+    try:
+        return build_activation_layer(cfg)
+    except _BUILD_ERRORS as err:
+        raise ValueError(
+            f'act_cfg={act_cfg!r} cannot build an activation: '
+            f'{type(err).__name__}: {err}'
+        ) from err
 
 
 # The core class comes first in the bases: its ``super().__init__()`` then
@@ -73,16 +95,16 @@ class _DRNBackbone(DRN, BaseModule):
             in_chans=in_channels,
             output_stride=output_stride,
             global_pool='',
-            norm_layer=partial(_build_norm, dict(norm_cfg)),
-            act_layer=partial(_build_act, dict(act_cfg)),
+            norm_layer=partial(_build_norm, _check_cfg('norm_cfg', norm_cfg)),
+            act_layer=partial(_build_act, _check_cfg('act_cfg', act_cfg)),
         )
         self.init_cfg = copy.deepcopy(init_cfg)
         num_levels = len(self.level_names)
         if out_indices is None:
             out_indices = tuple(range(num_levels))
         if (
-            isinstance(out_indices, (int, str))
-            or not len(out_indices)
+            not isinstance(out_indices, (list, tuple))
+            or not out_indices
             or any(
                 not isinstance(i, int) or not 0 <= i < num_levels for i in out_indices
             )

@@ -1,6 +1,7 @@
 """Tests of the pure-PyTorch DRN and its timm entry points."""
 
 import functools
+import re
 import warnings
 
 import pytest
@@ -532,6 +533,39 @@ def test_bad_arguments_name_allowed_values(kwargs, match):
 
 
 @_on_meta
+@pytest.mark.parametrize('shape', [(1, 4, 16, 16), (3, 16, 16), (1, 3, 16, 16, 2)])
+def test_wrong_input_shape_is_named(shape):
+    model = DRN('D', 22, in_chans=3)
+    with pytest.raises(
+        ValueError,
+        match=r'C = in_chans \(in_channels\) = 3, got shape '
+        + re.escape(str(list(shape))),
+    ):
+        model(torch.rand(shape))
+
+
+def test_more_bad_arguments_name_the_argument():
+    with pytest.raises(
+        ValueError, match=r'drop_rate must be a float in \[0, 1\), got 1.0'
+    ):
+        DRN(drop_rate=1.0)
+    with pytest.raises(
+        ValueError, match="norm_layer must be .* timm norm layer name .* got 'bn'"
+    ):
+        DRN(norm_layer='bn')
+    with pytest.raises(ValueError, match="act_layer must be .* got ''"):
+        DRN(act_layer='')
+    for bad in (3, (), (0, 8), [1.5]):
+        with pytest.raises(
+            ValueError,
+            match=r'out_indices must be a non-empty list/tuple of level indices '
+            r'in \[0, 1, 2, 3, 4, 5, 6, 7\]',
+        ):
+            timm.create_model('drn_c_26', features_only=True, out_indices=bad)
+    negative = timm.create_model('drn_a_18', features_only=True, out_indices=(-1,))
+    assert negative.feature_info.module_name() == ['layer4']
+
+
 def test_level_modules_are_in_execution_order():
     d = DRN('D', 22)
     assert [n for n, _ in d.named_children()][:9] == ['layer0'] + [

@@ -246,6 +246,34 @@ def test_init_cfg_errors_name_keys(tmp_path):
 
 
 @pytest.mark.parametrize(
+    'cfg, error, match',
+    [
+        (dict(norm_cfg=None), TypeError, "norm_cfg must be a dict with a 'type' key"),
+        (dict(norm_cfg=dict(type='bn')), ValueError, "norm_cfg=.*'bn'.* cannot build"),
+        (
+            dict(norm_cfg=dict(type='GN', num_groups=32)),
+            ValueError,
+            'cannot build a norm layer of 16 channels',
+        ),
+        (dict(act_cfg=dict(kind='ReLU')), TypeError, 'act_cfg must be a dict'),
+        (dict(act_cfg=dict(type='Foo')), ValueError, "act_cfg=.*'Foo'.* cannot build"),
+        (dict(out_indices=1.5), ValueError, 'out_indices must be increasing'),
+    ],
+)
+def test_bad_layer_configs_name_the_argument(cfg, error, match):
+    with pytest.raises(error, match=match):
+        SEG_MODELS.build(dict(type='DRN_C', depth=26, **cfg))
+
+
+def test_wrong_input_shape_is_named():
+    backbone = DRN_C(depth=26, in_channels=4)
+    with pytest.raises(
+        ValueError, match=r'in_chans \(in_channels\) = 4, got shape \[1, 3, 8, 8\]'
+    ):
+        backbone(torch.rand(1, 3, 8, 8))
+
+
+@pytest.mark.parametrize(
     'kwargs, match',
     [
         (dict(type='DRN_C', depth=22), r'depth of DRN-C must be one of \[26, 42, 58\]'),
