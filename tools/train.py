@@ -74,6 +74,7 @@ def main(argv: Optional[List[str]] = None) -> Any:
 
     import mmdrn  # noqa: F401  (registration, safe checkpoint loading)
     from mmdrn.engine import (
+        add_nan_guard,
         enable_atomic_checkpoints,
         register_scope,
         setup_amp,
@@ -94,6 +95,8 @@ def main(argv: Optional[List[str]] = None) -> Any:
     setup_resume(cfg, args.resume)
     if args.amp:
         setup_amp(cfg, device)
+    # Stop at the first NaN/Inf loss, before a broken checkpoint is written.
+    add_nan_guard(cfg)
 
     # A checkpoint file is then complete or absent, whenever the run dies.
     enable_atomic_checkpoints()

@@ -1,6 +1,6 @@
 """Training-side helpers for mmdrn's tools: config preparation for any
-device and launcher, a CPU mixed-precision optimizer wrapper, and atomic
-checkpoint writing."""
+device and launcher, a CPU mixed-precision optimizer wrapper, atomic
+checkpoint writing, and a hook that stops training at a NaN/Inf loss."""
 
 from .atomic_io import enable_atomic_checkpoints, find_resumable_checkpoint
 from .launch import (
@@ -14,11 +14,15 @@ from .launch import (
     setup_resume,
     setup_show_dir,
 )
+from .nan_guard import NaNGuardHook, NonFiniteLossError, add_nan_guard
 from .optim_wrapper import CPUAmpOptimWrapper
 
 __all__ = [
     'LAUNCHERS',
     'CPUAmpOptimWrapper',
+    'NaNGuardHook',
+    'NonFiniteLossError',
+    'add_nan_guard',
     'enable_atomic_checkpoints',
     'find_resumable_checkpoint',
     'init_cpu_dist',
