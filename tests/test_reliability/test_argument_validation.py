@@ -596,17 +596,11 @@ def _small_models():
     )
 
 
-_INPUT_XFAIL = _xfail(
-    'DRN forward does not check its input: RuntimeError from conv2d / ValueError '
-    'from BatchNorm that names neither in_chans nor the shape'
-)
-
-
 @pytest.mark.parametrize(
     'which,channels,says',
     [
-        pytest.param('timm', 3, ['in_chans'], marks=_INPUT_XFAIL),
-        pytest.param('mm', 3, ['in_channels', 'in_chans'], marks=_INPUT_XFAIL),
+        ('timm', 3, ['in_chans']),
+        ('mm', 3, ['in_channels', 'in_chans']),
         ('context', 5, ['in_channels']),
         ('aspp', 5, ['in_channels']),
         ('cam', 5, ['N x 5 x h x w']),
