@@ -150,6 +150,13 @@ def test_drnseg_checkpoint_to_mmseg_fills_the_backbone_only(reference, tmp_path)
     for key, value in segmentor.state_dict().items():
         if key in expected and not key.endswith('num_batches_tracked'):
             assert torch.equal(value, expected[key]), key
+    # the other documented use: the backbone's init_cfg with prefix='backbone.'
+    backbone = _build(SEG_CONFIG).backbone
+    backbone.init_cfg = dict(type='Pretrained', checkpoint=str(dst), prefix='backbone.')
+    backbone.init_weights()
+    for key, value in backbone.state_dict().items():
+        if not key.endswith('num_batches_tracked'):
+            assert torch.equal(value, expected[f'backbone.{key}']), key
 
 
 def test_converted_checkpoint_runs_in_tools_test_with_ten_crops(reference, tmp_path):
