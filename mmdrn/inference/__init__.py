@@ -1,0 +1,25 @@
+"""mmdrn inference fast path: BN folding, channels_last, low precision.
+
+``optimize_for_inference(model)`` is the one entry point; see
+:mod:`mmdrn.inference.fast_path`. :class:`FastInferenceHook` (needs mmengine)
+applies it to an mmengine Runner's test loop.
+"""
+
+from .fast_path import (
+    InferenceModel,
+    native_bf16_cpu,
+    optimize_for_inference,
+    resolve_dtype,
+)
+from .fold_bn import find_conv_bn_pairs, fold_batchnorm
+from .hooks import FastInferenceHook
+
+__all__ = [
+    'FastInferenceHook',
+    'InferenceModel',
+    'find_conv_bn_pairs',
+    'fold_batchnorm',
+    'native_bf16_cpu',
+    'optimize_for_inference',
+    'resolve_dtype',
+]
