@@ -35,6 +35,15 @@ def _config_test_module(name: str):
 load_config = _config_test_module('_config_utils').load
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny convolutions: threads only busy-wait on a shared 2-core machine
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # --- FixedCrop ------------------------------------------------------------
 
 # 5 x 7 image whose pixel (y, x) holds 10 * y + x.
