@@ -95,7 +95,8 @@ from timm.models import (
     register_model,
 )
 
-from .drn_weights import convert_state_dict, match_state_dict
+from ..utils import load_file
+from .drn_weights import convert_state_dict, match_state_dict, unwrap_state_dict
 
 __all__ = ['DRN', 'BasicBlock', 'Bottleneck', 'ConvLevel', 'Downsample']
 
@@ -910,19 +911,22 @@ def checkpoint_filter_fn(
 
     Accepts fyu/drn checkpoints (optionally with DataParallel's ``module.``
     prefix or nested under ``state_dict``), fyu/drn ``DRNSeg`` checkpoints and
-    pytorchcv/imgclsmob checkpoints (see :mod:`.drn_weights`). Keys left over
-    or missing after conversion raise an error naming them. A checkpoint
-    without a classifier keeps the model's own (freshly initialised) ``fc``;
-    timm itself drops the checkpoint's classifier when ``num_classes``
-    differs from the pretrained config's.
+    pytorchcv/imgclsmob checkpoints (see :mod:`.drn_weights`). Keys left over,
+    missing or of another shape after conversion raise an error naming them.
+    A checkpoint without a classifier keeps the model's own (freshly
+    initialised) ``fc``. timm itself adapts the first convolution to
+    ``in_chans`` and drops the checkpoint's classifier when ``num_classes``
+    differs from the pretrained config's, so those shapes are left to it.
     """
     converted = convert_state_dict(state_dict, model.arch, model.layers)
+    first_conv = 'layer0.0.weight' if model.arch == 'D' else 'conv1.weight'
     return match_state_dict(
         converted,
         model.state_dict(),
         skip_classifier=model.num_classes == 0,
         fill_missing_classifier=True,
         optional_keys=model.unused_keys(),
+        ignore_shapes=(first_conv, 'fc.weight', 'fc.bias'),
     )
 
 
@@ -948,14 +952,26 @@ def _create_drn(variant: str, pretrained: bool = False, **kwargs: Any) -> DRN:
     num_levels = 4 if kwargs['arch'] == 'A' else 8
     if kwargs.get('features_only') and kwargs.get('out_indices') is not None:
         kwargs['out_indices'] = _check_out_indices(kwargs['out_indices'], num_levels)
-    return build_model_with_cfg(
+    # A local file (pretrained_cfg_overlay=dict(file=...)) is read by mmdrn's
+    # weights-only loader, whose errors explain empty/damaged/unsafe files,
+    # and handed to timm as a state dict.
+    overlay = dict(kwargs.pop('pretrained_cfg_overlay', None) or {})
+    read_here = bool(pretrained and overlay.get('file') and 'state_dict' not in overlay)
+    if read_here:
+        overlay['state_dict'] = unwrap_state_dict(load_file(overlay['file']))
+    model = build_model_with_cfg(
         DRN,
         variant,
         pretrained,
+        pretrained_cfg_overlay=overlay or None,
         pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(out_indices=tuple(range(num_levels))),
         **kwargs,
     )
+    if read_here:  # keep the file name, not a second copy of the weights
+        for module in (model, *model.modules()):  # features_only wrappers too
+            getattr(module, 'pretrained_cfg', {}).pop('state_dict', None)
+    return model
 
 
 _FYU = 'https://tigress-web.princeton.edu/~fy/drn/models/'

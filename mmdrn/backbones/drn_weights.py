@@ -251,6 +251,7 @@ def match_state_dict(
     skip_classifier: bool = False,
     fill_missing_classifier: bool = False,
     optional_keys: Iterable[str] = (),
+    ignore_shapes: Iterable[str] = (),
 ) -> StateDict:
     """Check converted weights against a model's state dict; fill what may be.
 
@@ -263,12 +264,15 @@ def match_state_dict(
             all, keep the model's instead of failing. Default: False.
         optional_keys (Iterable[str]): Model keys that may be absent (kept from
             the model), e.g. unused parameters. Default: ().
+        ignore_shapes (Iterable[str]): Keys whose shapes are not compared
+            (another step adapts them, e.g. timm's input-channel adaptation).
+            Default: ().
 
     Returns:
         dict[str, Tensor]: Weights with exactly the reference's keys.
 
     Raises:
-        CheckpointError: Keys left over or missing, named.
+        CheckpointError: Keys left over, missing or of another shape, named.
     """
     state = dict(state_dict)
     if skip_classifier:
@@ -290,14 +294,22 @@ def match_state_dict(
     if keep_fc and not skip_classifier and any(k.startswith('fc.') for k in reference):
         _logger.warning('the checkpoint has no classifier; fc keeps its initialisation')
     unexpected = [k for k in state if k not in reference]
-    if unexpected or missing:
+    unchecked = set(ignore_shapes)
+    reshaped = [
+        f'{k} (checkpoint {list(v.shape)}, model {list(reference[k].shape)})'
+        for k, v in state.items()
+        if k in reference and k not in unchecked and v.shape != reference[k].shape
+    ]
+    if unexpected or missing or reshaped:
         parts = []
         if unexpected:
             parts.append(f'{len(unexpected)} left over: {_names(unexpected)}')
         if missing:
             parts.append(f'{len(missing)} missing: {_names(missing)}')
+        if reshaped:
+            parts.append(f'{len(reshaped)} of another shape: {_names(reshaped)}')
         hint = ''
-        if any(k.startswith('fc.') for k in unexpected + missing):
+        if any(k.startswith('fc.') for k in unexpected + missing + reshaped):
             hint = ' (skip_classifier=True ignores the classifier)'
         raise CheckpointError(
             'checkpoint keys do not match the model after conversion; '

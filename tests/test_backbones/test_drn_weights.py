@@ -115,7 +115,7 @@ def test_drnseg_checkpoint_maps_base_and_seg(tmp_path, arch, depth):
     fc_before = imagenet.fc.weight.clone()
     load_drn_weights(imagenet, path, skip_classifier=True)
     assert torch.equal(imagenet.fc.weight, fc_before)
-    with pytest.raises(RuntimeError, match='size mismatch for fc.weight'):
+    with pytest.raises(CheckpointError, match=r'fc\.weight \(checkpoint \[19, '):
         load_drn_weights(DRN(arch, depth), path)
 
 
@@ -301,3 +301,34 @@ def test_checkpoint_url_is_downloaded_once(tmp_path, monkeypatch):
     assert torch.equal(model.layer8[0].weight, source.layer8[0].weight)
     path.unlink()  # the cached copy is used from now on
     load_drn_weights(DRN('D', 22), path.as_uri())
+
+
+def test_shape_mismatches_are_named_with_both_shapes(tmp_path):
+    imagenet = fyu_state(meta_drn('C', 26))
+    with pytest.raises(
+        CheckpointError,
+        match=r'2 of another shape: fc\.weight \(checkpoint \[1000, 512, 1, 1\], '
+        r'model \[19, 512, 1, 1\]\), fc\.bias .*skip_classifier=True',
+    ):
+        load_drn_weights(meta_drn('C', 26, num_classes=19), imagenet)
+    with pytest.raises(CheckpointError, match=r'1 of another shape: conv1\.weight'):
+        load_drn_weights(meta_drn('C', 26, in_chans=4), imagenet)
+
+
+def test_timm_file_path_reads_through_load_file(tmp_path):
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
+    with pytest.raises(CheckpointError, match='empty'), torch.device('meta'):
+        timm.create_model(
+            'drn_d_22', pretrained=True, pretrained_cfg_overlay=dict(file=str(empty))
+        )
+    source = randomize_(DRN('D', 22))
+    good = tmp_path / 'good.pth'
+    torch.save(fyu_state(source), good)
+    model = timm.create_model(
+        'drn_d_22', pretrained=True, pretrained_cfg_overlay=dict(file=str(good))
+    )
+    assert torch.equal(model.layer0[0].weight, source.layer0[0].weight)
+    # the file is remembered, the weights are not kept a second time
+    assert model.pretrained_cfg['file'] == str(good)
+    assert 'state_dict' not in model.pretrained_cfg
