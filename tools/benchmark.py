@@ -33,8 +33,8 @@ What is timed:
 
 How:
     * latency: ``--warmup`` untimed runs, then ``--repeat`` timed runs (fewer
-      if they would exceed ``--max-seconds``); the median is reported, and
-      the throughput is ``batch / median``;
+      if they would exceed ``--max-seconds``, at least one); the median is
+      reported, and the throughput is ``batch / median``;
     * FLOPs: mmengine's ``get_model_complexity_info`` at the benchmark input
       (its count is in multiply-accumulates, reported as GMAC); the rate is
       ``2 x MAC / latency`` (``3 x`` the forward for a training step, the
@@ -44,12 +44,13 @@ How:
       with its own ``mmap``, so freed tensors really leave the process and
       the resident set (RSS) follows the live tensors. After the timed runs
       the kernel's RSS high-water mark is reset (``/proc/self/clear_refs``)
-      and one more run is made: *peak* is the process's peak RSS during that
-      run, *step* the part above the RSS before it (activations, gradients
-      in flight, workspace: what the run itself needs on top of the resident
-      weights, gradients and optimizer state). ``tracemalloc`` would miss
-      tensors (it sees only Python's allocator). On CUDA: the allocator's
-      peak (``torch.cuda.max_memory_allocated``).
+      and one more run is made (for runs over 2 s: the last timed run
+      itself). *peak* is the process's peak RSS during that run (weights,
+      libraries and all); *step* is the part above the RSS just before it:
+      what the run itself allocates (activations, workspace and, for a
+      training step, the gradients, which ``zero_grad`` frees every step).
+      ``tracemalloc`` would miss tensors (it sees only Python's allocator).
+      On CUDA: the allocator's peak (``torch.cuda.max_memory_allocated``).
 
 Examples::
 
@@ -93,6 +94,8 @@ NUM_CLASSES = 19
 _M_MMAP_THRESHOLD = -3
 _MMAP_THRESHOLD_BYTES = 64 * 1024
 _RESULT_TAG = 'BENCHMARK_RESULT '
+# runs at least this long (seconds) measure memory while being timed
+_LONG_RUN_S = 2.0
 
 
 # --------------------------------------------------------------------------
@@ -578,49 +581,71 @@ def _infer_fn(
     return run_fast
 
 
-def _time_runs(
-    fn: Callable[[], None], device: str, warmup: int, repeat: int, max_seconds: float
-) -> Tuple[List[float], List[float]]:
-    warm = []
-    for _ in range(warmup):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        warm.append(time.perf_counter() - start)
-    if warm and repeat > 1:
-        repeat = max(1, min(repeat, int(max_seconds // warm[-1])))
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return warm, times
+def _timed(fn: Callable[[], None], device: str) -> float:
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
 
 
 def _measure_memory(fn: Callable[[], None], device: str) -> Dict[str, Any]:
+    """Run ``fn`` once; its peak memory and duration (``elapsed_s``)."""
     if device == 'cuda':
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
-        fn()
-        torch.cuda.synchronize()
+        elapsed = _timed(fn, device)
         peak = torch.cuda.max_memory_allocated()
         return dict(
             peak_mb=peak / 2**20,
             step_mb=(peak - before) / 2**20,
             memory_method='torch.cuda.max_memory_allocated',
+            elapsed_s=elapsed,
         )
     if not _reset_peak_rss():
-        return dict(peak_mb=None, step_mb=None, memory_method='unavailable')
+        return dict(
+            peak_mb=None,
+            step_mb=None,
+            memory_method='unavailable',
+            elapsed_s=_timed(fn, device),
+        )
     before = _proc_status_kib('VmRSS')
-    fn()
+    elapsed = _timed(fn, device)
     peak = _proc_status_kib('VmHWM')
     return dict(
         peak_mb=peak / 1024,
         step_mb=(peak - before) / 1024,
         memory_method='peak RSS (VmHWM after clear_refs)',
+        elapsed_s=elapsed,
     )
+
+
+def time_and_measure(
+    fn: Callable[[], None], device: str, warmup: int, repeat: int, max_seconds: float
+) -> Tuple[List[float], List[float], Dict[str, Any]]:
+    """Warm-up runs, timed runs and a memory measurement.
+
+    The number of timed runs shrinks so that they fit in ``max_seconds``
+    (judged from the last warm-up run; at least one). Runs longer than
+    ``_LONG_RUN_S`` measure memory during the last timed run (resetting the
+    peak costs microseconds there), shorter ones in one extra run.
+
+    Returns:
+        tuple: Warm-up durations, timed durations (seconds), memory dict.
+    """
+    warm = [_timed(fn, device) for _ in range(warmup)]
+    if warm and repeat > 1:
+        repeat = max(1, min(repeat, int(max_seconds // warm[-1])))
+    times = [_timed(fn, device) for _ in range(repeat - 1)]
+    last = times[-1] if times else (warm[-1] if warm else 0.0)
+    if last > _LONG_RUN_S:
+        memory = _measure_memory(fn, device)
+        times.append(memory.pop('elapsed_s'))
+    else:
+        times.append(_timed(fn, device))
+        memory = _measure_memory(fn, device)
+        memory.pop('elapsed_s')
+    return warm, times, memory
 
 
 def run_case(case: Dict[str, Any]) -> Dict[str, Any]:
@@ -661,7 +686,7 @@ def run_case(case: Dict[str, Any]) -> Dict[str, Any]:
         fn = _train_step_fn(built, case, x, dtype, channels_last)
     else:
         fn = _infer_fn(built, case, x, dtype)
-    warm, times = _time_runs(
+    warm, times, memory = time_and_measure(
         fn, device, case['warmup'], case['repeat'], case['max_seconds']
     )
     median = statistics.median(times)
@@ -671,8 +696,8 @@ def run_case(case: Dict[str, Any]) -> Dict[str, Any]:
         times_s=times,
         latency_ms=median * 1e3,
         img_s=case['batch'] / median,
+        **memory,
     )
-    result.update(_measure_memory(fn, device))
     return result
 
 
@@ -1167,6 +1192,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--case-timeout', type=float, default=3600.0, help='seconds per case'
     )
+    parser.add_argument(
+        '--rounds',
+        type=int,
+        default=1,
+        help='run the whole list of cases this many times, one case after '
+        'the other, and pool the timed runs: slow drifts of the machine load '
+        'then hit every case alike',
+    )
     parser.add_argument('--threads', type=int, default=None, help='torch threads')
     parser.add_argument(
         '--no-isolate',
@@ -1197,6 +1230,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error(f'--warmup must be >= 0, got {args.warmup}')
     if args.repeat < 1:
         parser.error(f'--repeat must be >= 1, got {args.repeat}')
+    if args.rounds < 1:
+        parser.error(f'--rounds must be >= 1, got {args.rounds}')
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: CUDA is not available on this machine')
     if args.device == 'cpu' and 'fp16' in args.dtypes:
@@ -1221,6 +1256,41 @@ def _run_agreement(args: argparse.Namespace) -> Dict[str, Any]:
         f'({result["images"]} images; guard >= 99.5%)'
     )
     return result
+
+
+def _label(case: Dict[str, Any]) -> str:
+    return (
+        f'{case["spec"]} {case["task"]} {case["variant"]} {case["dtype"]} '
+        f'{case["memory_format"]} cp={case["with_cp"]}'
+    )
+
+
+def _run_one(case: Dict[str, Any], args: argparse.Namespace) -> Dict[str, Any]:
+    if args.isolate:
+        return _run_isolated(case, args.case_timeout)
+    try:
+        return run_case(case)
+    except Exception as err:  # noqa: BLE001  (reported in the table)
+        return dict(case, status='error', error=f'{type(err).__name__}: {err}')
+
+
+def merge_rounds(first: Dict[str, Any], later: Dict[str, Any]) -> Dict[str, Any]:
+    """Pool the timed runs of a later round into the first round's result.
+
+    The latency becomes the median of all timed runs; memory and FLOPs stay
+    those of the first round. A failed round leaves the result unchanged
+    (and is counted in ``failed_rounds``).
+    """
+    if first.get('status') != 'ok' or later.get('status') != 'ok':
+        first['failed_rounds'] = first.get('failed_rounds', 0) + 1
+        return first
+    first['times_s'] = first['times_s'] + later['times_s']
+    first['warmup_s'] = first['warmup_s'] + later['warmup_s']
+    median = statistics.median(first['times_s'])
+    first['latency_ms'] = median * 1e3
+    first['img_s'] = first['batch'] / median
+    first['rounds'] = first.get('rounds', 1) + 1
+    return first
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
@@ -1251,29 +1321,24 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         for d in gemm_dtypes
     }
     print('# ' + ', '.join(f'{k}: {v["gflops"]:.1f} GFLOP/s' for k, v in gemm.items()))
-    results = []
-    for case in make_cases(args):
-        label = (
-            f'{case["spec"]} {case["task"]} {case["variant"]} {case["dtype"]} '
-            f'{case["memory_format"]} cp={case["with_cp"]}'
-        )
-        print(f'# running {label}', flush=True)
-        if args.isolate:
-            result = _run_isolated(case, args.case_timeout)
-        else:
-            try:
-                result = run_case(case)
-            except Exception as err:  # noqa: BLE001  (reported in the table)
-                result = dict(
-                    case, status='error', error=f'{type(err).__name__}: {err}'
-                )
-        results.append(result)
-    # the rate at the end too: the fraction uses the better of the two
-    for d in gemm_dtypes:
-        key = str(DTYPES[d]).replace('torch.', '')
-        end = gemm_rate(DTYPES[d], args.device)
-        gemm[key]['gflops_end'] = end['gflops']
-        gemm[key]['gflops'] = max(gemm[key]['gflops'], end['gflops'])
+    cases = make_cases(args)
+    results: List[Dict[str, Any]] = []
+    for index in range(args.rounds):
+        for position, case in enumerate(cases):
+            if index:
+                case = dict(case, count_flops=False)
+            print(f'# round {index + 1}/{args.rounds}: {_label(case)}', flush=True)
+            result = _run_one(case, args)
+            if index == 0:
+                results.append(result)
+            else:
+                merge_rounds(results[position], result)
+        # the rate after every round: the fractions use the best one
+        for d in gemm_dtypes:
+            key = str(DTYPES[d]).replace('torch.', '')
+            rate = gemm_rate(DTYPES[d], args.device)['gflops']
+            gemm[key].setdefault('later', []).append(rate)
+            gemm[key]['gflops'] = max(gemm[key]['gflops'], rate)
     with contextlib.suppress(OSError):
         info['load_average_end'] = list(os.getloadavg())
     summarize(results, gemm)

@@ -296,3 +296,18 @@ def test_isolated_worker_reports_errors_as_rows():
     result = bench._run_isolated(_case(spec='no_such_model'), timeout=300)
     assert result['status'] == 'error'
     assert 'no_such_model' in result['error']
+
+
+def test_rounds_pool_the_timed_runs():
+    first = _case(status='ok', times_s=[1.0, 3.0], warmup_s=[5.0], step_mb=10.0)
+    later = _case(status='ok', times_s=[2.0, 2.5], warmup_s=[4.0], step_mb=99.0)
+    merged = bench.merge_rounds(first, later)
+    assert merged['times_s'] == [1.0, 3.0, 2.0, 2.5]
+    assert merged['latency_ms'] == pytest.approx(2250.0)
+    assert merged['img_s'] == pytest.approx(1 / 2.25)
+    assert merged['step_mb'] == 10.0 and merged['rounds'] == 2
+    failed = bench.merge_rounds(merged, dict(later, status='timeout'))
+    assert failed['times_s'] == [1.0, 3.0, 2.0, 2.5]
+    assert failed['failed_rounds'] == 1
+    with pytest.raises(SystemExit):
+        bench.parse_args(['drn_d_22', '--rounds', '0'])
