@@ -1,17 +1,25 @@
 """mmdrn: Dilated Residual Networks for MMSegmentation, mmpretrain and timm.
 
 ``import mmdrn`` registers every component: the ``drn_*`` timm models, and
-the backbones, necks, heads, metrics and datasets in the MMSegmentation and
-mmpretrain registries. It also lets mmengine resume from its own checkpoints
-on torch >= 2.6 without turning ``weights_only`` loading off (see
-:mod:`mmdrn.utils.mmengine_compat`).
+the backbones, necks, heads, metrics, datasets, transforms, hooks and
+optimizer wrappers in the MMSegmentation and mmpretrain registries.
+
+It also makes mmengine's checkpoint handling safe on torch >= 2.6:
+mmengine's own checkpoints load with ``weights_only`` still on (a narrow
+allow-list, :mod:`mmdrn.utils.mmengine_compat`), every local checkpoint mmengine
+reads goes through :func:`mmdrn.utils.load_file` (clear errors, never runs
+pickled code), and checkpoints are written atomically
+(:mod:`mmdrn.engine.atomic_io`), so the last one always loads.
 """
 
-from .utils import allow_mmengine_checkpoints
+from .utils import allow_mmengine_checkpoints, register_mmengine_loader
 from .version import __version__
 
 allow_mmengine_checkpoints()
+register_mmengine_loader()
 
-from . import backbones, datasets, evaluation, heads, necks  # noqa: E402,F401
+from . import backbones, datasets, engine, evaluation, heads, necks  # noqa: E402,F401
+
+engine.enable_atomic_checkpoints()
 
 __all__ = ['__version__']

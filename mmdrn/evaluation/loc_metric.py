@@ -86,6 +86,23 @@ class ImageNetLocMetric(BaseMetric):
         collect_device: str = 'cpu',
         prefix: Optional[str] = None,
     ) -> None:
+        if collect_device not in ('cpu', 'gpu'):
+            raise ValueError(
+                f"collect_device must be one of ('cpu', 'gpu'), got {collect_device!r}"
+            )
+        if ann_dir is not None and not isinstance(ann_dir, (str, os.PathLike)):
+            raise TypeError(
+                f'ann_dir must be None or the path of an existing folder, got '
+                f'{type(ann_dir).__name__} {ann_dir!r}'
+            )
+        if classes is not None and (
+            not isinstance(classes, (list, tuple))
+            or not all(isinstance(name, str) for name in classes)
+        ):
+            raise TypeError(
+                f'classes must be None or a list/tuple of WordNet id strings, '
+                f'got {classes!r}'
+            )
         super().__init__(collect_device=collect_device, prefix=prefix)
         if ann_dir is not None and not os.path.isdir(ann_dir):
             raise ValueError(f'ann_dir must be an existing folder, got {ann_dir!r}')

@@ -131,6 +131,15 @@ class CAMHead(ClsHead):
 
     def pre_logits(self, feats: Tuple[Tensor, ...]) -> Tensor:
         """The backbone's last feature map, ``N x C x h x w``."""
+        if (
+            not isinstance(feats, (tuple, list))
+            or not feats
+            or not isinstance(feats[-1], Tensor)
+        ):
+            raise TypeError(
+                f'CAMHead takes the backbone outputs as a non-empty tuple of '
+                f'tensors, got {type(feats).__name__}'
+            )
         x = feats[-1]
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(

@@ -103,6 +103,10 @@ class CAMSegHead(BaseDecodeHead):
         align_corners: bool = False,
         init_cfg: Optional[dict] = None,
     ) -> None:
+        if isinstance(in_channels, bool) or not isinstance(in_channels, int):
+            raise TypeError(f'in_channels must be an int, got {in_channels!r}')
+        if in_channels < 1:
+            raise ValueError(f'in_channels must be a positive int, got {in_channels}')
         if isinstance(num_classes, bool) or not isinstance(num_classes, int):
             raise TypeError(f'num_classes must be an int, got {num_classes!r}')
         if num_classes < 2:

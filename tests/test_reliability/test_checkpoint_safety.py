@@ -17,6 +17,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import mmengine.runner.checkpoint as mmengine_checkpoint
 import numpy as np
 import pytest
 import timm
@@ -167,9 +168,13 @@ def test_mm_backbone_init_cfg_pretrained_refuses(malicious):
         backbone.init_weights()
 
 
-def test_mmengine_loader_refuses_even_without_mmdrns_loader(malicious):
+def test_mmengine_loader_refuses_even_without_mmdrns_loader(malicious, monkeypatch):
     """mmengine's own loader relies on torch's weights_only default."""
     path, _ = malicious
+    # import mmdrn installed its loader: put mmengine's stock one back
+    monkeypatch.setitem(
+        CheckpointLoader._schemes, '', mmengine_checkpoint.load_from_local
+    )
     with pytest.raises(pickle.UnpicklingError, match=f'GLOBAL {REFUSED_CALL}'):
         load_checkpoint(torch.nn.Linear(1, 1), str(path))
 
@@ -433,11 +438,6 @@ def test_timm_and_mm_paths_drop_a_mismatched_classifier(tmp_path):
     assert torch.equal(backbone.layer8[0].conv1.weight, source['layer8.0.conv1.weight'])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='mmdrn/__init__.py does not call register_mmengine_loader() yet '
-    '(one line for the lead)',
-)
 def test_import_mmdrn_routes_mmengine_loading_through_load_file():
     # every fixture above restores mmengine's loader: this is import mmdrn's doing
     assert CheckpointLoader._schemes[''] is load_from_local_weights_only
