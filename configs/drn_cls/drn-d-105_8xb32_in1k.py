@@ -1,7 +1,7 @@
 # DRN-D-105 on ImageNet-1k with the DRN paper's recipe (Sec. 5.1): SGD 0.1,
 # /10 every 30 epochs, 120 epochs, batch 256, scale/aspect + colour
 # augmentation; 1-crop evaluation (resize 256, centre 224). The paper's
-# 10-crop protocol needs a corner-crop transform (see configs/README.md).
+# 10-crop protocol is drn-d-105_8xb32_in1k-10crop.py (tools/test.py --tta).
 _base_ = [
     '../_base_/models/drn_imagenet.py',
     '../_base_/datasets/imagenet_bs32_drn.py',
