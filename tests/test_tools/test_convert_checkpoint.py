@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import timm
 import torch
-from conftest import run_tool
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
+from tool_runner import run_tool
 
 import mmdrn  # noqa: F401  (registers the DRN components)
 from mmdrn.utils import load_file

@@ -4,7 +4,7 @@ import re
 import socket
 
 import torch
-from conftest import check, run_tool, weights, write_tiny_config
+from tool_runner import check, run_tool, weights, write_tiny_config
 
 
 def _free_port() -> str:

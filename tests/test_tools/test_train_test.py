@@ -7,8 +7,15 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import DEMO_CONFIG, check, run_tool, scalars, weights, write_tiny_config
 from PIL import Image
+from tool_runner import (
+    DEMO_CONFIG,
+    check,
+    run_tool,
+    scalars,
+    weights,
+    write_tiny_config,
+)
 
 from mmdrn.datasets import CLASSES
 from mmdrn.utils import load_file
