@@ -15,6 +15,7 @@ import os
 import os.path as osp
 from typing import Any, List, Optional
 
+import torch.distributed
 from mmengine.config import Config, DictAction
 
 
@@ -89,7 +90,14 @@ def main(argv: Optional[List[str]] = None) -> Any:
         cfg.model = cfg.tta_model
 
     runner = Runner.from_cfg(cfg)
-    return runner.test()
+    try:
+        return runner.test()
+    finally:
+        # Tear gloo down before interpreter exit: left to the atexit order,
+        # its threads can abort the process ('terminate called without an
+        # active exception') after a successful run.
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 if __name__ == '__main__':

@@ -21,6 +21,7 @@ import os
 import os.path as osp
 from typing import Any, List, Optional
 
+import torch.distributed
 from mmengine.config import Config, DictAction
 
 
@@ -101,7 +102,14 @@ def main(argv: Optional[List[str]] = None) -> Any:
     # A checkpoint file is then complete or absent, whenever the run dies.
     enable_atomic_checkpoints()
     runner = Runner.from_cfg(cfg)
-    return runner.train()
+    try:
+        return runner.train()
+    finally:
+        # Tear gloo down before interpreter exit: left to the atexit order,
+        # its threads can abort the process ('terminate called without an
+        # active exception') after a successful run.
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 if __name__ == '__main__':
