@@ -36,7 +36,9 @@ How:
       if they would exceed ``--max-seconds``, at least one); the median is
       reported (and used for every ratio), and the throughput is
       ``batch / median``; the fastest run is shown too (``best ms``): on a
-      shared machine it is the least disturbed one;
+      shared machine it is the least disturbed one. On a shared machine use
+      ``--interleave`` (all cases in one process, timed in turns A B C A B C,
+      so a change of load hits all of them) and/or ``--rounds``;
     * FLOPs: mmengine's ``get_model_complexity_info`` at the benchmark input
       (its count is in multiply-accumulates, reported as GMAC); the rate is
       ``2 x MAC / latency`` (``3 x`` the forward for a training step, the
@@ -650,8 +652,8 @@ def time_and_measure(
     return warm, times, memory
 
 
-def run_case(case: Dict[str, Any]) -> Dict[str, Any]:
-    """Build, time and measure one case in this process.
+def prepare_case(case: Dict[str, Any]) -> Tuple[Dict[str, Any], Callable[[], None]]:
+    """Build the model of a case and the function one timed run calls.
 
     Args:
         case (dict): ``spec``, ``task``, ``variant``, ``dtype``,
@@ -659,9 +661,8 @@ def run_case(case: Dict[str, Any]) -> Dict[str, Any]:
             ``warmup``, ``repeat``, ``max_seconds`` and ``count_flops``.
 
     Returns:
-        dict: The case and its results: ``times_s``, ``latency_ms``
-        (median), ``img_s``, ``peak_mb``, ``step_mb``, ``macs``/``params``
-        when counted.
+        tuple: The result so far (the case, ``compute_dtype`` and, when
+        counted, ``macs``/``params``) and the function.
     """
     from mmdrn.inference import resolve_dtype
 
@@ -688,9 +689,15 @@ def run_case(case: Dict[str, Any]) -> Dict[str, Any]:
         fn = _train_step_fn(built, case, x, dtype, channels_last)
     else:
         fn = _infer_fn(built, case, x, dtype)
-    warm, times, memory = time_and_measure(
-        fn, device, case['warmup'], case['repeat'], case['max_seconds']
-    )
+    return result, fn
+
+
+def _finish(
+    result: Dict[str, Any],
+    warm: List[float],
+    times: List[float],
+    memory: Dict[str, Any],
+) -> Dict[str, Any]:
     median = statistics.median(times)
     result.update(
         status='ok',
@@ -698,38 +705,115 @@ def run_case(case: Dict[str, Any]) -> Dict[str, Any]:
         times_s=times,
         latency_ms=median * 1e3,
         best_ms=min(times) * 1e3,
-        img_s=case['batch'] / median,
+        img_s=result['batch'] / median,
         **memory,
     )
     return result
 
 
-def _run_isolated(case: Dict[str, Any], timeout: float) -> Dict[str, Any]:
+def run_case(case: Dict[str, Any]) -> Dict[str, Any]:
+    """Build, time and measure one case in this process.
+
+    Args:
+        case (dict): See :func:`prepare_case`.
+
+    Returns:
+        dict: The case and its results: ``times_s``, ``latency_ms``
+        (median), ``best_ms``, ``img_s``, ``peak_mb``, ``step_mb``,
+        ``macs``/``params`` when counted.
+    """
+    result, fn = prepare_case(case)
+    warm, times, memory = time_and_measure(
+        fn, case['device'], case['warmup'], case['repeat'], case['max_seconds']
+    )
+    return _finish(result, warm, times, memory)
+
+
+def _error(case: Dict[str, Any], err: Exception) -> Dict[str, Any]:
+    return dict(case, status='error', error=f'{type(err).__name__}: {err}')
+
+
+def run_interleaved(cases: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Build every case in this process and time them in turns.
+
+    All models are built and warmed up first; then each case's memory is
+    measured in one run (one case after the other); then the timed runs go
+    round-robin (A B C A B C ...), so that a change of the machine's load
+    hits every case alike. The number of turns is the smallest ``repeat``,
+    reduced so that a turn times the cases' ``max_seconds`` on average.
+    ``peak_mb`` then includes the other cases' models; ``step_mb`` does not.
+
+    Args:
+        cases (list[dict]): See :func:`prepare_case`.
+
+    Returns:
+        list[dict]: One result per case, in order.
+    """
+    prepared: List[Any] = []
+    for case in cases:
+        try:
+            result, fn = prepare_case(case)
+            warm = [_timed(fn, case['device']) for _ in range(case['warmup'])]
+            prepared.append((result, fn, warm))
+        except Exception as err:  # noqa: BLE001  (reported in the table)
+            prepared.append((_error(case, err), None, None))
+    ready = [p for p in prepared if p[1] is not None]
+    memory = {}
+    for result, fn, _ in ready:
+        memory[id(result)] = _measure_memory(fn, result['device'])
+        memory[id(result)].pop('elapsed_s')
+        memory[id(result)]['memory_method'] += ' (interleaved run)'
+    turns = min((r['repeat'] for r, _, _ in ready), default=0)
+    warm_total = sum(w[-1] for _, _, w in ready if w)
+    budget = sum(r['max_seconds'] for r, _, _ in ready)
+    if warm_total and turns > 1:
+        turns = max(1, min(turns, int(budget // warm_total)))
+    times: Dict[int, List[float]] = {id(r): [] for r, _, _ in ready}
+    for _ in range(turns):
+        for result, fn, _ in ready:
+            times[id(result)].append(_timed(fn, result['device']))
+    return [
+        result
+        if fn is None
+        else _finish(result, warm, times[id(result)], memory[id(result)])
+        for result, fn, warm in prepared
+    ]
+
+
+def _run_isolated(cases: List[Dict[str, Any]], timeout: float) -> List[Dict[str, Any]]:
+    """Run cases in a fresh worker process (interleaved if more than one)."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(_MMAP_THRESHOLD_BYTES))
-    cmd = [sys.executable, osp.abspath(__file__), '--worker', json.dumps(case)]
+    cmd = [sys.executable, osp.abspath(__file__), '--worker', json.dumps(cases)]
     try:
         proc = subprocess.run(
             cmd, env=env, capture_output=True, text=True, timeout=timeout
         )
     except subprocess.TimeoutExpired:
-        return dict(case, status='timeout', error=f'exceeded {timeout:.0f} s')
+        return [
+            dict(c, status='timeout', error=f'exceeded {timeout:.0f} s') for c in cases
+        ]
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(_RESULT_TAG):
             return json.loads(line[len(_RESULT_TAG) :])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-    return dict(case, status='error', error=' | '.join(tail))
+    tail = ' | '.join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+    return [dict(c, status='error', error=tail) for c in cases]
 
 
-def _worker(case_json: str) -> None:
-    case = json.loads(case_json)
-    if case.get('threads'):
-        torch.set_num_threads(case['threads'])
-    _set_malloc_mmap_threshold()
+def _run_here(cases: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    if len(cases) > 1:
+        return run_interleaved(cases)
     try:
-        result = run_case(case)
+        return [run_case(cases[0])]
     except Exception as err:  # noqa: BLE001  (reported in the table)
-        result = dict(case, status='error', error=f'{type(err).__name__}: {err}')
-    print(_RESULT_TAG + json.dumps(result), flush=True)
+        return [_error(cases[0], err)]
+
+
+def _worker(cases_json: str) -> None:
+    cases = json.loads(cases_json)
+    if cases[0].get('threads'):
+        torch.set_num_threads(cases[0]['threads'])
+    _set_malloc_mmap_threshold()
+    print(_RESULT_TAG + json.dumps(_run_here(cases)), flush=True)
 
 
 # --------------------------------------------------------------------------
@@ -1210,6 +1294,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'the other, and pool the timed runs: slow drifts of the machine load '
         'then hit every case alike',
     )
+    parser.add_argument(
+        '--interleave',
+        action='store_true',
+        help='build all cases in one process and time them in turns (A B C A '
+        'B C ...): robust ratios on a shared machine; peak MB then includes '
+        'the other models',
+    )
     parser.add_argument('--threads', type=int, default=None, help='torch threads')
     parser.add_argument(
         '--no-isolate',
@@ -1275,13 +1366,12 @@ def _label(case: Dict[str, Any]) -> str:
     )
 
 
-def _run_one(case: Dict[str, Any], args: argparse.Namespace) -> Dict[str, Any]:
+def _run_group(
+    cases: List[Dict[str, Any]], args: argparse.Namespace
+) -> List[Dict[str, Any]]:
     if args.isolate:
-        return _run_isolated(case, args.case_timeout)
-    try:
-        return run_case(case)
-    except Exception as err:  # noqa: BLE001  (reported in the table)
-        return dict(case, status='error', error=f'{type(err).__name__}: {err}')
+        return _run_isolated(cases, args.case_timeout * len(cases))
+    return _run_here(cases)
 
 
 def merge_rounds(first: Dict[str, Any], later: Dict[str, Any]) -> Dict[str, Any]:
@@ -1335,15 +1425,19 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     cases = make_cases(args)
     results: List[Dict[str, Any]] = []
     for index in range(args.rounds):
-        for position, case in enumerate(cases):
-            if index:
-                case = dict(case, count_flops=False)
-            print(f'# round {index + 1}/{args.rounds}: {_label(case)}', flush=True)
-            result = _run_one(case, args)
-            if index == 0:
-                results.append(result)
-            else:
-                merge_rounds(results[position], result)
+        if index:
+            cases = [dict(c, count_flops=False) for c in cases]
+        groups = [cases] if args.interleave else [[c] for c in cases]
+        round_results = []
+        for group in groups:
+            for case in group:
+                print(f'# round {index + 1}/{args.rounds}: {_label(case)}', flush=True)
+            round_results += _run_group(group, args)
+        if index == 0:
+            results = round_results
+        else:
+            for first, later in zip(results, round_results):
+                merge_rounds(first, later)
         # the rate after every round: the fractions use the best one
         for d in gemm_dtypes:
             key = str(DTYPES[d]).replace('torch.', '')

@@ -293,7 +293,7 @@ def test_agreement_on_the_demo_config(tmp_path):
 
 @pytest.mark.slow
 def test_isolated_worker_reports_errors_as_rows():
-    result = bench._run_isolated(_case(spec='no_such_model'), timeout=300)
+    (result,) = bench._run_isolated([_case(spec='no_such_model')], timeout=300)
     assert result['status'] == 'error'
     assert 'no_such_model' in result['error']
 
@@ -311,3 +311,20 @@ def test_rounds_pool_the_timed_runs():
     assert failed['failed_rounds'] == 1
     with pytest.raises(SystemExit):
         bench.parse_args(['drn_d_22', '--rounds', '0'])
+
+
+def test_interleaved_cases_share_turns():
+    cases = [
+        _case(repeat=3),
+        _case(spec='no_such_model'),
+        _case(variant='fast', memory_format='channels_last', repeat=2),
+    ]
+    eager, bad, fast = bench.run_interleaved(cases)
+    assert bad['status'] == 'error' and 'no_such_model' in bad['error']
+    # the smallest repeat sets the number of turns for every case
+    assert len(eager['times_s']) == len(fast['times_s']) == 2
+    assert eager['status'] == fast['status'] == 'ok'
+    assert eager['memory_method'].endswith('(interleaved run)')
+    assert eager['latency_ms'] == pytest.approx(
+        1e3 * statistics.median(eager['times_s'])
+    )
