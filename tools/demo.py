@@ -5,13 +5,17 @@ One command, no download::
     python tools/demo.py
 
 1. draws the demo dataset into ``data/drn_demo`` if it is not there
-   (:mod:`mmdrn.datasets.demo_scenes`, deterministic, a few seconds);
-2. trains DRN-C-26 with the DRN paper's plain head (1x1 classifier, bilinear
-   upsampling) through ``tools/train.py``, logging progress and an ETA;
+   (:mod:`mmdrn.datasets.demo_scenes`: deterministic, a few seconds);
+2. trains DRN-C-26 from scratch with the DRN paper's plain head (1x1
+   classifier, bilinear upsampling of the logits) through
+   ``tools/train.py``; mmengine logs the loss and an ETA every 10
+   iterations;
 3. evaluates the final checkpoint through ``tools/test.py``: MMSeg's
-   ``IoUMetric`` prints the per-class IoU table, and MMSeg's
-   ``SegLocalVisualizer`` saves every validation picture with its ground
-   truth and prediction side by side.
+   ``IoUMetric`` prints the per-class IoU table, MMSeg's
+   ``SegLocalVisualizer`` saves every validation picture with ground truth
+   beside prediction, and the predicted label maps are kept;
+4. writes ``overview.png``: validation images, ground truth and predictions
+   in the dataset's palette, enlarged, for a look at a glance.
 
 Everything lands in ``work_dirs/drn_demo`` (``--work-dir``). Options after
 ``--`` go to both tools, e.g. ``python tools/demo.py -- --cfg-options
@@ -21,18 +25,23 @@ train_cfg.max_iters=200`` for a quicker, weaker run.
 import argparse
 import glob
 import importlib.util
+import os
 import os.path as osp
 import time
-from typing import List, Optional
+from types import ModuleType
+from typing import List, Optional, Sequence
+
+import numpy as np
+from PIL import Image
 
 HERE = osp.dirname(osp.abspath(__file__))
-DEFAULT_CONFIG = osp.join(
-    HERE, '..', 'configs', 'demo', 'fcn_drn-c-26-d8_1xb8-1k_drn-demo-128x128.py'
+DEFAULT_CONFIG = osp.normpath(
+    osp.join(HERE, '..', 'configs', 'demo', 'fcn_drn-c-26-d8_1xb8-1k_drn-demo-64x64.py')
 )
 
 
-def _load_tool(name: str):
-    """Import ``tools/<name>.py`` by path (``test`` would be the stdlib's)."""
+def _load_tool(name: str) -> ModuleType:
+    """Import ``tools/<name>.py`` by path (``import test`` is the stdlib's)."""
     spec = importlib.util.spec_from_file_location(
         f'mmdrn_tools_{name}', osp.join(HERE, f'{name}.py')
     )
@@ -41,18 +50,70 @@ def _load_tool(name: str):
     return module
 
 
+def save_overview(
+    data_root: str,
+    pred_dir: str,
+    out_file: str,
+    palette: Sequence[Sequence[int]],
+    num: int = 12,
+    columns: int = 3,
+    scale: int = 3,
+) -> str:
+    """Tile ``num`` validation triplets (image | ground truth | prediction).
+
+    Args:
+        data_root (str): The demo dataset (``img_dir/val``, ``ann_dir/val``).
+        pred_dir (str): Predicted label maps, as written by ``IoUMetric``.
+        out_file (str): Where the picture goes.
+        palette (Sequence[Sequence[int]]): RGB colour of each class.
+        num (int): Number of validation images shown. Default: 12.
+        columns (int): Triplets per row. Default: 3.
+        scale (int): Nearest-neighbour enlargement. Default: 3.
+
+    Returns:
+        str: ``out_file``.
+    """
+    colours = np.asarray(palette, np.uint8)
+    names = sorted(os.listdir(pred_dir))[:num]
+    if not names:
+        raise ValueError(f'pred_dir {pred_dir!r} holds no predictions')
+    tiles = []
+    for name in names:
+        image = np.asarray(
+            Image.open(osp.join(data_root, 'img_dir', 'val', name)).convert('RGB')
+        )
+        truth = np.asarray(Image.open(osp.join(data_root, 'ann_dir', 'val', name)))
+        pred = np.asarray(Image.open(osp.join(pred_dir, name)))
+        gap = np.full((image.shape[0], 2, 3), 255, np.uint8)
+        tiles.append(
+            np.concatenate([image, gap, colours[truth], gap, colours[pred]], 1)
+        )
+    height, width = tiles[0].shape[:2]
+    pad = 8
+    rows = -(-len(tiles) // columns)
+    grid = np.full(
+        (rows * (height + pad) - pad, columns * (width + pad) - pad, 3), 255, np.uint8
+    )
+    for index, tile in enumerate(tiles):
+        row, col = divmod(index, columns)
+        top, left = row * (height + pad), col * (width + pad)
+        grid[top : top + height, left : left + width] = tile
+    Image.fromarray(grid).resize(
+        (grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST
+    ).save(out_file)
+    return out_file
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Train and evaluate a DRN on generated scenes, on CPU'
     )
-    parser.add_argument(
-        '--config', default=osp.normpath(DEFAULT_CONFIG), help='demo config'
-    )
+    parser.add_argument('--config', default=DEFAULT_CONFIG, help='demo config')
     parser.add_argument(
         '--work-dir', default='work_dirs/drn_demo', help='output directory'
     )
     parser.add_argument(
-        'tool_args', nargs=argparse.REMAINDER, help='-- options for both tools'
+        'tool_args', nargs=argparse.REMAINDER, help='-- options passed to both tools'
     )
     args = parser.parse_args(argv)
     if args.tool_args[:1] == ['--']:
@@ -66,7 +127,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     train, test = _load_tool('train'), _load_tool('test')
     from mmengine.config import Config
 
-    from mmdrn.datasets import generate_demo_scenes
+    from mmdrn.datasets import PALETTE, generate_demo_scenes
 
     # The datasets would draw the scenes themselves (generate=True); doing it
     # here first shows what happens.
@@ -89,31 +150,31 @@ def main(argv: Optional[List[str]] = None) -> dict:
         checkpoint = f.read().strip()
     train_time = time.time() - start
 
-    show_dir = osp.abspath(osp.join(args.work_dir, 'predictions'))
+    show_dir = osp.join(args.work_dir, 'pictures')
+    pred_dir = osp.join(args.work_dir, 'predictions')
     print(f'[demo] testing: tools/test.py {args.config} {checkpoint}', flush=True)
+    # mmengine keeps one visualizer per name in a process: the test run needs
+    # its own, or the pictures would go to the training run's directory.
+    rename = ['--cfg-options', 'visualizer.name=drn_demo_test']
     metrics = test.main(
-        [
-            args.config,
-            checkpoint,
-            '--work-dir',
-            args.work_dir,
-            '--show-dir',
-            show_dir,
-            *args.tool_args,
-        ]
+        [args.config, checkpoint, '--work-dir', args.work_dir]
+        + ['--show-dir', show_dir, '--out', pred_dir, *rename, *args.tool_args]
     )
-    pictures = sorted(glob.glob(osp.join(show_dir, '**', '*.png'), recursive=True))
+    overview = save_overview(
+        data_root, pred_dir, osp.join(args.work_dir, 'overview.png'), PALETTE
+    )
+    pictures = glob.glob(osp.join(show_dir, 'vis_data', 'vis_image', '*.png'))
     print(
-        f'[demo] mIoU {metrics["mIoU"]:.2f} (aAcc {metrics["aAcc"]:.2f}, mAcc '
-        f'{metrics["mAcc"]:.2f}) after {train_time / 60:.1f} min of training, '
-        f'{(time.time() - start) / 60:.1f} min in all',
+        f'[demo] mIoU {metrics["mIoU"]:.2f} (aAcc {metrics["aAcc"]:.2f}, '
+        f'mAcc {metrics["mAcc"]:.2f}); training took {train_time / 60:.1f} min, '
+        f'the whole demo {(time.time() - start) / 60:.1f} min',
         flush=True,
     )
-    if pictures:
-        print(
-            f'[demo] {len(pictures)} prediction pictures in {osp.dirname(pictures[0])}',
-            flush=True,
-        )
+    print(
+        f'[demo] {len(pictures)} MMSeg visualizer pictures in '
+        f'{osp.join(show_dir, "vis_data", "vis_image")}; overview: {overview}',
+        flush=True,
+    )
     return metrics
 
 

@@ -6,7 +6,7 @@ makes mmengine's checkpoints loadable with ``weights_only=True``.
 
 Examples::
 
-    python tools/train.py configs/demo/fcn_drn-c-26-d8_1xb8-1k_drn-demo-128x128.py
+    python tools/train.py configs/demo/fcn_drn-c-26-d8_1xb8-1k_drn-demo-64x64.py
     python tools/train.py CONFIG --resume                  # latest in work dir
     python tools/train.py CONFIG --resume work_dirs/x/iter_4000.pth
     python tools/train.py CONFIG --amp --cfg-options train_dataloader.batch_size=4

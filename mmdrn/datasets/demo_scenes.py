@@ -290,9 +290,9 @@ def _write_split(
 
 def generate_demo_scenes(
     root: str,
-    num_train: int = 600,
+    num_train: int = 1000,
     num_val: int = 100,
-    size: Tuple[int, int] = (128, 128),
+    size: Tuple[int, int] = (64, 64),
     seed: int = 0,
 ) -> Dict[str, object]:
     """Write the demo dataset to ``root`` unless it is already there.
@@ -304,10 +304,11 @@ def generate_demo_scenes(
 
     Args:
         root (str): Dataset directory to create.
-        num_train (int): Number of training scenes. Default: 600.
+        num_train (int): Number of training scenes. Default: 1000.
         num_val (int): Number of validation scenes. Default: 100.
-        size (tuple[int, int]): ``(height, width)`` of each scene.
-            Default: ``(128, 128)``.
+        size (tuple[int, int]): ``(height, width)`` of each scene; the
+            default suits a CPU: thin objects stay 1-3 px wide, and DRN-C-26
+            trains on it in minutes. Default: ``(64, 64)``.
         seed (int): Seed of the whole dataset. Default: 0.
 
     Returns:

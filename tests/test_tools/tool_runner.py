@@ -19,9 +19,6 @@ from mmdrn.utils import load_file
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOLS = osp.join(REPO, 'tools')
-DEMO_CONFIG = osp.join(
-    REPO, 'configs', 'demo', 'fcn_drn-c-26-d8_1xb8-1k_drn-demo-128x128.py'
-)
 
 # A deliberately tiny MMSeg model (ResNet stem + 2 stages of 4-8 channels,
 # output stride 8, 1x1 classifier) so tool tests spend their time in the
