@@ -7,6 +7,7 @@ Examples::
     python tools/test.py CONFIG work_dirs/x/iter_1000.pth
     python tools/test.py CONFIG CKPT --show-dir vis     # save drawn predictions
     python tools/test.py CONFIG CKPT --out preds        # MMSeg: PNG per image
+    python tools/test.py CONFIG CKPT --fast             # BN folded, NHWC, bf16*
     bash tools/dist_test.sh CONFIG CKPT 8
 """
 
@@ -45,6 +46,25 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--tta', action='store_true', help='test-time augmentation (config tta_*)'
     )
     parser.add_argument(
+        '--fast',
+        action='store_true',
+        help='inference fast path (mmdrn.inference.optimize_for_inference): '
+        'batch norms folded into the convolutions, channels_last, and '
+        '--fast-dtype autocast',
+    )
+    parser.add_argument(
+        '--fast-dtype',
+        choices=['auto', 'fp32', 'bf16', 'fp16'],
+        default='auto',
+        help="compute dtype of --fast; 'auto': bf16 on a CPU with AMX and "
+        'on bf16-capable GPUs, fp16 on older GPUs, fp32 on other CPUs',
+    )
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='with --fast: also torch.compile the backbone, neck and heads',
+    )
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -58,6 +78,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     )
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    if not args.fast and (args.compile or args.fast_dtype != 'auto'):
+        parser.error('--compile and --fast-dtype only apply with --fast')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
@@ -85,11 +107,22 @@ def main(argv: Optional[List[str]] = None) -> Any:
     setup_show_dir(cfg, scope, args.show_dir, args.show, args.wait_time)
     setup_out(cfg, scope, args.out)
     if args.tta:
+        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+            raise ValueError(
+                f'--tta needs tta_model and tta_pipeline in the config; '
+                f'{args.config} has neither or only one of them'
+            )
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
 
     runner = Runner.from_cfg(cfg)
+    if args.fast:
+        from mmdrn.inference import FastInferenceHook
+
+        runner.register_hook(
+            FastInferenceHook(dtype=args.fast_dtype, compile=args.compile)
+        )
     try:
         return runner.test()
     finally:
