@@ -7,6 +7,7 @@ applies it to an mmengine Runner's test loop.
 
 from .fast_path import (
     InferenceModel,
+    amx_cpu,
     native_bf16_cpu,
     optimize_for_inference,
     resolve_dtype,
@@ -17,6 +18,7 @@ from .hooks import FastInferenceHook
 __all__ = [
     'FastInferenceHook',
     'InferenceModel',
+    'amx_cpu',
     'find_conv_bn_pairs',
     'fold_batchnorm',
     'native_bf16_cpu',

@@ -17,6 +17,7 @@ import mmdrn  # noqa: F401  (registers the drn_* models and DRN_C)
 from mmdrn.inference import (
     FastInferenceHook,
     InferenceModel,
+    amx_cpu,
     native_bf16_cpu,
     optimize_for_inference,
     resolve_dtype,
@@ -137,10 +138,11 @@ def test_bfloat16_autocast_on_cpu():
             nn.Conv2d(8, 4, 1),
         )
     )
-    if native_bf16_cpu():
+    if amx_cpu():
         fast = optimize_for_inference(model, dtype='bf16')
     else:
-        with pytest.warns(UserWarning, match='no native bfloat16'):
+        warning = 'but no AMX' if native_bf16_cpu() else 'no native bfloat16'
+        with pytest.warns(UserWarning, match=warning):
             fast = optimize_for_inference(model, dtype='bf16')
     assert fast.dtype == torch.bfloat16
     seen = _record_conv_inputs(fast.model)
@@ -185,7 +187,7 @@ def test_inference_model_refuses_training_when_folded(drn):
 def test_resolve_dtype():
     assert resolve_dtype('fp32', 'cpu') == torch.float32
     assert resolve_dtype(torch.float32, 'cuda') == torch.float32
-    expected = torch.bfloat16 if native_bf16_cpu() else torch.float32
+    expected = torch.bfloat16 if amx_cpu() else torch.float32
     assert resolve_dtype('auto', 'cpu') == expected
     assert resolve_dtype(None, 'cpu') == expected
     with pytest.raises(ValueError, match="'float16' needs a CUDA device"):
