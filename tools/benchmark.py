@@ -165,7 +165,7 @@ def _cpu_model() -> str:
 
 def machine_info(device: str) -> Dict[str, Any]:
     """Description of the machine and software the run used."""
-    from mmdrn.inference import native_bf16_cpu
+    from mmdrn.inference import amx_cpu, native_bf16_cpu
 
     info = dict(
         cpu=_cpu_model(),
@@ -174,6 +174,7 @@ def machine_info(device: str) -> Dict[str, Any]:
         torch=torch.__version__,
         cpu_capability=torch.backends.cpu.get_cpu_capability(),
         native_bf16_cpu=native_bf16_cpu(),
+        amx=amx_cpu(),
         device=device,
     )
     if device == 'cuda':
@@ -1077,59 +1078,86 @@ def headline(
 
 
 def plot(results: List[Dict[str, Any]], path: str) -> None:
-    """Throughput vs GMAC and vs parameters (eager fp32 inference).
+    """Throughput vs GMAC and vs parameters, one point per model.
 
-    DRN models are drawn as circles, baselines as squares; every point is
-    labelled with its model name.
+    Filled circles: DRN models, eager fp32 NCHW; open circles: the same
+    models on their fastest fast-path case (``fast`` or ``compile``);
+    squares: baselines. Every model is labelled with its name.
     """
     import matplotlib
 
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    points = [
+    ok = [
         r
         for r in results
         if r.get('status') == 'ok'
         and r['task'] == 'infer'
         and r['role'] in ('model', 'baseline')
-        and r['variant'] == 'eager'
+    ]
+    eager = [
+        r
+        for r in ok
+        if r['variant'] == 'eager'
         and r['dtype'] == 'fp32'
         and r['memory_format'] == 'contiguous'
         and r.get('macs')
     ]
-    if not points:
+    if not eager:
         raise ValueError('nothing to plot: no eager fp32 inference results with FLOPs')
+    fast: Dict[str, Dict[str, Any]] = {}
+    for r in ok:
+        if r['variant'] != 'eager' and (
+            r['spec'] not in fast or r['img_s'] > fast[r['spec']]['img_s']
+        ):
+            fast[r['spec']] = r
     params = {r['spec']: r.get('params') for r in results if r.get('params')}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     for ax, key, label in (
         (axes[0], 'macs', 'GMAC per image'),
         (axes[1], 'params', 'parameters (M)'),
     ):
-        for r in points:
-            value = r['macs'] if key == 'macs' else params.get(r['spec'])
-            if not value:
+        for r in eager:
+            value = r['macs'] / r['batch'] / 1e9 if key == 'macs' else None
+            if key == 'params' and params.get(r['spec']):
+                value = params[r['spec']] / 1e6
+            if value is None:
                 continue
-            scale = 1e9 * r['batch'] if key == 'macs' else 1e6
             is_base = r['role'] == 'baseline'
             ax.scatter(
-                value / scale,
+                value,
                 r['img_s'],
                 marker='s' if is_base else 'o',
                 color='tab:gray' if is_base else 'tab:blue',
+                label='ResNet-D8 baseline, eager fp32' if is_base else 'eager fp32',
             )
+            if r['spec'] in fast:
+                ax.scatter(
+                    value,
+                    fast[r['spec']]['img_s'],
+                    marker='o',
+                    facecolors='none',
+                    edgecolors='tab:orange',
+                    label='fast path (best variant)',
+                )
             ax.annotate(
                 r['spec'].split('/')[-1].replace('.py', ''),
-                (value / scale, r['img_s']),
+                (value, r['img_s']),
                 fontsize=7,
-                xytext=(3, 3),
+                xytext=(3, -9),
                 textcoords='offset points',
             )
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        ax.legend(unique.values(), unique.keys(), fontsize=7)
         ax.set_xlabel(label)
-        ax.set_ylabel('images / s (eager fp32)')
+        ax.set_ylabel('images / s')
         ax.grid(alpha=0.3)
-    shape = 'x'.join(str(s) for s in points[0]['shape'])
-    fig.suptitle(f'DRN family (circles) vs ResNet-D8 baselines (squares), {shape}')
+    shape = 'x'.join(str(s) for s in eager[0]['shape'])
+    fig.suptitle(
+        f'DRN family vs ResNet-D8 baselines, {shape}, batch {eager[0]["batch"]}'
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -1319,9 +1347,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '(first of --dtypes that is not fp32, else auto) with eager fp32 on '
         "the config's test set, instead of timing",
     )
+    parser.add_argument(
+        '--from-json',
+        metavar='JSON',
+        help='no measuring: print (and write with --markdown/--plot) the '
+        'results of an earlier --json run',
+    )
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker is None and not args.models:
+    if args.worker is None and args.from_json is None and not args.models:
         parser.error('give at least one model')
     if args.batch < 1 or min(args.shape) < 1:
         parser.error(
@@ -1399,6 +1433,12 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     if args.worker is not None:
         _worker(args.worker)
         return {}
+    if args.from_json:
+        with open(args.from_json) as f:
+            report = json.load(f)
+        summarize(report['results'], report['gemm'])
+        report_outputs(report, argparse.Namespace(**dict(vars(args), json=None)))
+        return report
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.agreement:
@@ -1447,22 +1487,33 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     with contextlib.suppress(OSError):
         info['load_average_end'] = list(os.getloadavg())
     summarize(results, gemm)
+    report = dict(
+        machine=info,
+        gemm=gemm,
+        results=results,
+        argv=list(sys.argv[1:] if argv is None else argv),
+    )
+    report_outputs(report, args)
+    return report
+
+
+def report_outputs(report: Dict[str, Any], args: argparse.Namespace) -> None:
+    """Print the table and the ratios; write what ``--json``, ``--markdown``
+    and ``--plot`` ask for."""
+    results, gemm = report['results'], report['gemm']
     rows = table_rows(results)
     print(format_text(rows))
-    for line in headline(results, gemm):
-        print(line)
-    report = dict(machine=info, gemm=gemm, results=results, argv=sys.argv[1:])
+    lines = headline(results, gemm)
+    print('\n'.join(lines))
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(report, f, indent=2)
     if args.markdown:
         with open(args.markdown, 'w') as f:
             f.write(format_markdown(rows) + '\n\n')
-            f.write('\n'.join(f'- {line}' for line in headline(results, gemm)))
-            f.write('\n')
+            f.write('\n'.join(f'- {line}' for line in lines) + '\n')
     if args.plot:
         plot(results, args.plot)
-    return report
 
 
 if __name__ == '__main__':

@@ -18,7 +18,7 @@ from mmdrn.backbones.drn import DRN
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'benchmark.py')
 DEMO_CONFIG = osp.join(
-    REPO, 'configs', 'demo', 'fcn_drn-c-26-d8_1xb8-1k_drn-demo-128x128.py'
+    REPO, 'configs', 'demo', 'fcn_drn-c-26-d8_1xb8-1k_drn-demo-64x64.py'
 )
 
 
@@ -220,6 +220,10 @@ def test_main_writes_table_json_markdown_and_plot(tmp_path, capsys):
     assert saved['machine']['torch'] == torch.__version__
     assert md.read_text().startswith('| model | task |')
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    # the same tables again from the saved results, without measuring
+    again = tmp_path / 'again.md'
+    bench.main(['--from-json', str(out), '--markdown', str(again)])
+    assert again.read_text() == md.read_text()
 
 
 def test_make_cases_grid():
@@ -286,7 +290,7 @@ def test_agreement_on_the_demo_config(tmp_path):
     checkpoint = tmp_path / 'model.pth'
     torch.save(dict(state_dict=model.state_dict()), checkpoint)
     result = bench.agreement(str(config), str(checkpoint), dtype='fp32')
-    assert result['images'] == 2 and result['pixels'] == 2 * 128 * 128
+    assert result['images'] == 2 and result['pixels'] == 2 * 64 * 64
     assert result['folded'] == 30
     assert result['agree'] >= 0.999
 
