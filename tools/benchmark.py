@@ -1119,10 +1119,11 @@ def plot(results: List[Dict[str, Any]], path: str) -> None:
         (axes[1], 'params', 'parameters (M)'),
     ):
         for r in eager:
-            value = r['macs'] / r['batch'] / 1e9 if key == 'macs' else None
-            if key == 'params' and params.get(r['spec']):
+            if key == 'macs':
+                value = r['macs'] / r['batch'] / 1e9
+            elif params.get(r['spec']):
                 value = params[r['spec']] / 1e6
-            if value is None:
+            else:
                 continue
             is_base = r['role'] == 'baseline'
             ax.scatter(
