@@ -11,6 +11,12 @@ Examples::
     python tools/train.py CONFIG --resume work_dirs/x/iter_4000.pth
     python tools/train.py CONFIG --amp --cfg-options train_dataloader.batch_size=4
     bash tools/dist_train.sh CONFIG 8                     # torchrun, 8 processes
+    python tools/train.py CONFIG --preempt-signal USR1    # slurm --signal=USR1@120
+
+On SIGTERM (and each ``--preempt-signal``) training finishes the iteration in
+progress, saves a checkpoint that ``--resume`` continues from, and exits with
+status 75 (``mmdrn.openmmlab.engine.PREEMPTED_EXIT_CODE``) for the job script
+to requeue on; see ``PreemptionHook``.
 
 Without CUDA (or with ``--cpu``) any config runs on CPU: SyncBN becomes BN,
 ``--amp`` uses bfloat16, and distributed runs use the gloo backend.
@@ -23,6 +29,15 @@ from typing import Any, List, Optional
 
 import torch.distributed
 from mmengine.config import Config, DictAction
+
+
+def _signal_name(value: str) -> str:
+    from mmdrn.openmmlab.engine.preemption import parse_signal
+
+    try:
+        return parse_signal(value).name
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -59,9 +74,25 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default='none',
         help='job launcher',
     )
+    parser.add_argument(
+        '--preempt-signal',
+        action='append',
+        default=[],
+        type=_signal_name,
+        metavar='SIGNAL',
+        help='besides SIGTERM, a signal (e.g. USR1) on which to save a '
+        'checkpoint and exit with status 75; repeatable',
+    )
+    parser.add_argument(
+        '--no-preempt',
+        action='store_true',
+        help='do not handle SIGTERM: it ends training at once, unsaved',
+    )
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    if args.no_preempt and args.preempt_signal:
+        parser.error('--preempt-signal and --no-preempt exclude each other')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
@@ -76,6 +107,7 @@ def main(argv: Optional[List[str]] = None) -> Any:
     import mmdrn  # noqa: F401  (registration, safe checkpoint loading)
     from mmdrn.engine import (
         add_nan_guard,
+        add_preemption_hook,
         enable_atomic_checkpoints,
         register_scope,
         setup_amp,
@@ -98,6 +130,8 @@ def main(argv: Optional[List[str]] = None) -> Any:
         setup_amp(cfg, device)
     # Stop at the first NaN/Inf loss, before a broken checkpoint is written.
     add_nan_guard(cfg)
+    if not args.no_preempt:
+        add_preemption_hook(cfg, args.preempt_signal)
 
     # A checkpoint file is then complete or absent, whenever the run dies.
     enable_atomic_checkpoints()
