@@ -105,6 +105,7 @@ def main(argv: Optional[List[str]] = None) -> Any:
     from mmengine.runner import Runner
 
     import mmdrn  # noqa: F401  (registration, safe checkpoint loading)
+    from mmdrn.openmmlab.data_checks import add_data_checks, check_class_weights
     from mmdrn.engine import (
         add_nan_guard,
         add_preemption_hook,
@@ -132,10 +133,13 @@ def main(argv: Optional[List[str]] = None) -> Any:
     add_nan_guard(cfg)
     if not args.no_preempt:
         add_preemption_hook(cfg, args.preempt_signal)
+    # Broken files name themselves; label maps are checked (cfg.data_checks).
+    add_data_checks(cfg)
 
     # A checkpoint file is then complete or absent, whenever the run dies.
     enable_atomic_checkpoints()
     runner = Runner.from_cfg(cfg)
+    check_class_weights(runner.model)
     try:
         return runner.train()
     finally:

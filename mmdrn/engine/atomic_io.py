@@ -97,6 +97,8 @@ def atomic_write(
 
     Raises:
         TypeError: ``data`` is not bytes-like or str.
+        OSError: The write failed (e.g. ``ENOSPC``, a full disk); the message
+            names ``path`` and the cause, the errno is kept.
     """
     if isinstance(data, str):
         data = data.encode(encoding)
@@ -121,9 +123,17 @@ def atomic_write(
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.errno is not None:
+            # os.write's error (e.g. ENOSPC) names no file: name it, and
+            # say what was kept. The errno (and OSError subclass) stay.
+            raise OSError(
+                err.errno,
+                f'{err.strerror}: writing {path} failed; the file was left as '
+                f'it was and the temporary file removed',
+            ) from err
         raise
     _fsync_directory(directory)
 
