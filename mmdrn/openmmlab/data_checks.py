@@ -266,9 +266,7 @@ class CheckedDataset:
         files = {k: info[k] for k in _FILE_KEYS if info.get(k)}
         where = ', '.join(f'{k}={v}' for k, v in files.items())
         # The file the failing transform reads, when its name says which.
-        reads = (
-            ['seg_map_path'] if 'Annotation' in type(transform).__name__ else None
-        )
+        reads = ['seg_map_path'] if 'Annotation' in type(transform).__name__ else None
         candidates = [files[k] for k in reads or files if k in files]
         problems = [p for p in map(_file_problem, candidates) if p]
         what = (

@@ -17,7 +17,7 @@ from tool_runner import REPO, TOOLS, check, run_tool, weights, write_tiny_config
 from mmdrn.utils import load_file
 
 # Makes each iteration last long enough for the test to signal mid-run.
-SLOW_HOOK = '''
+SLOW_HOOK = """
 import time
 
 from mmengine.hooks import Hook
@@ -28,11 +28,11 @@ from mmengine.registry import HOOKS
 class SlowIters(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         time.sleep(0.4)
-'''
+"""
 
 # The checkpoint writer of iteration 4 fails half way with ENOSPC, as on a
 # full disk: half of the bytes reach the (temporary) file, then os.write fails.
-FULL_DISK = '''
+FULL_DISK = """
 import errno
 import os
 
@@ -50,7 +50,7 @@ def _filling_the_disk(fd, data):
 
 
 atomic_io._write_all = _filling_the_disk
-'''
+"""
 
 
 def _free_port() -> str:
@@ -71,7 +71,11 @@ def _env(tmp_path, **extra):
 def _signal_after(cmd, cwd, env, sig, marker='Iter(train) [2/', timeout=300):
     """Run ``cmd``, send ``sig`` once ``marker`` appears in its output."""
     proc = subprocess.Popen(
-        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     lines, deadline = [], time.monotonic() + timeout
@@ -162,7 +166,9 @@ def test_sigterm_to_dist_train_two_processes_one_checkpoint_same_weights(
     dist = os.path.join(TOOLS, 'dist_train.sh')
     check(
         run_tool(
-            'dist_train.sh', [config, '2', '--work-dir', 'a'], cwd,
+            'dist_train.sh',
+            [config, '2', '--work-dir', 'a'],
+            cwd,
             env=dict(PORT=_free_port()),
         )
     )
@@ -180,7 +186,9 @@ def test_sigterm_to_dist_train_two_processes_one_checkpoint_same_weights(
 
     out = check(
         run_tool(
-            'dist_train.sh', [config, '2', '--work-dir', 'b', '--resume'], cwd,
+            'dist_train.sh',
+            [config, '2', '--work-dir', 'b', '--resume'],
+            cwd,
             env=dict(PORT=_free_port()),
         )
     )
@@ -191,9 +199,7 @@ def test_sigterm_to_dist_train_two_processes_one_checkpoint_same_weights(
 
 
 @pytest.mark.skipif(not os.path.isdir('/proc/self/fd'), reason='needs /proc')
-def test_full_disk_stops_the_run_and_keeps_the_previous_checkpoint(
-    tmp_path, demo_data
-):
+def test_full_disk_stops_the_run_and_keeps_the_previous_checkpoint(tmp_path, demo_data):
     (tmp_path / 'full_disk.py').write_text(FULL_DISK)
     config = write_tiny_config(
         tmp_path / 'full.py', demo_data, imports=['full_disk'], max_iters=6
@@ -214,9 +220,7 @@ def test_full_disk_stops_the_run_and_keeps_the_previous_checkpoint(
     assert load_file(pointer)['meta']['iter'] == 2
 
 
-def test_broken_label_file_names_itself_or_is_skipped_on_request(
-    tmp_path, demo_data
-):
+def test_broken_label_file_names_itself_or_is_skipped_on_request(tmp_path, demo_data):
     data = shutil.copytree(demo_data, tmp_path / 'data')
     labels = sorted(glob.glob(str(data / 'ann_dir' / 'train' / '*.png')))
     open(labels[5], 'wb').close()  # e.g. a copy that ran out of space
