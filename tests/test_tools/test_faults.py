@@ -177,6 +177,9 @@ def test_sigterm_to_dist_train_two_processes_one_checkpoint_same_weights(
     status, out = _signal_after(cmd, cwd, env, signal.SIGTERM)
     assert status == 1, out[-4000:]
     assert 'got signal: 15' in out  # torchrun's own report
+    # Both workers ended by themselves within torchrun's grace period.
+    assert out.count('closing signal SIGTERM') == 2
+    assert 'SIGKILL' not in out
     ckpt = _only_checkpoint(tmp_path / 'b')
     step = load_file(ckpt)['meta']['iter']
     assert 2 <= step < 6 and ckpt.endswith(f'iter_{step}.pth')
