@@ -244,3 +244,13 @@ def test_broken_label_file_names_itself_or_is_skipped_on_request(tmp_path, demo_
     for count, line in enumerate(skips, 1):
         assert f'{labels[5]} is empty (0 bytes)' in line
         assert f'; {count} sample(s) skipped so far by process' in line
+
+
+def test_preempt_options_are_checked(tmp_path):
+    proc = run_tool('train.py', ['x.py', '--preempt-signal', 'KILL'], str(tmp_path))
+    assert proc.returncode == 2
+    assert 'argument --preempt-signal: SIGKILL cannot be used' in proc.stderr
+    args = ['x.py', '--preempt-signal', 'USR1', '--no-preempt']
+    proc = run_tool('train.py', args, str(tmp_path))
+    assert proc.returncode == 2
+    assert '--preempt-signal and --no-preempt exclude each other' in proc.stderr
