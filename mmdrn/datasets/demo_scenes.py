@@ -16,7 +16,7 @@ The files are written in the layout of an MMSegmentation dataset::
         meta.json                             # the generation arguments
 
 This module imports only numpy and Pillow; the MMSegmentation dataset class
-lives in :mod:`mmdrn.datasets.drn_demo`.
+lives in :mod:`mmdrn.openmmlab.datasets`.
 """
 
 import json

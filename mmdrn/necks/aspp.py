@@ -20,9 +20,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ._utils import check_float, check_in_index, check_int, select_input
+from ..utils.validation import check_float, check_in_index, check_int, select_input
 
-__all__ = ['ASPPConv', 'ASPPPooling', 'ASPPNeck']
+__all__ = ['ASPP', 'ASPPConv', 'ASPPPooling']
 
 NormLayer = Optional[Callable[[int], nn.Module]]
 ActLayer = Optional[Callable[[], nn.Module]]
@@ -106,7 +106,7 @@ class ASPPPooling(nn.Sequential):
         )
 
 
-class ASPPNeck(nn.Module):
+class ASPP(nn.Module):
     """DeepLabv3's ASPP (with image pooling) as a segmentation neck.
 
     Paper: https://arxiv.org/abs/1706.05587. Runs on one backbone output
@@ -134,7 +134,7 @@ class ASPPNeck(nn.Module):
 
     Example:
         >>> import torch
-        >>> neck = ASPPNeck(32, channels=16).eval()
+        >>> neck = ASPP(32, channels=16).eval()
         >>> feats = (torch.rand(1, 8, 26, 38), torch.rand(1, 32, 13, 19))
         >>> [tuple(o.shape) for o in neck(feats)]
         [(1, 8, 26, 38), (1, 16, 13, 19)]
