@@ -30,6 +30,9 @@ by the function named:
 
 import os
 
+# First, so that a missing codebase is reported as such.
+from .registry import SCOPES  # isort: split
+
 from . import backbones, datasets, engine, evaluation, heads, necks  # noqa: F401
 from .engine import disable_atomic_checkpoints, enable_atomic_checkpoints
 from .mmengine_compat import (
@@ -38,7 +41,6 @@ from .mmengine_compat import (
     register_mmengine_loader,
     unregister_mmengine_loader,
 )
-from .registry import SCOPES
 
 __all__ = [
     'PROCESS_WIDE_CHANGES',

@@ -10,7 +10,7 @@ tuple, and register the class. They have no classifier; their parameters and
 """
 
 import copy
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
@@ -18,6 +18,7 @@ from torch import nn
 
 from ..backbones.drn import DRN
 from ..backbones.drn_weights import load_drn_weights
+from ..utils.validation import check_int, check_level_indices
 from .layers import act_layer_factory, norm_layer_factory
 from .registry import register_model
 
@@ -41,7 +42,7 @@ class _DRNBackbone(DRN, BaseModule):
         self,
         depth: int,
         in_channels: int = 3,
-        out_indices: Optional[Sequence[int]] = None,
+        out_indices: Union[int, Sequence[int], None] = None,
         output_stride: int = 8,
         norm_cfg: dict = _BN,
         act_cfg: dict = _RELU,
@@ -50,8 +51,7 @@ class _DRNBackbone(DRN, BaseModule):
         with_cp: bool = False,
         init_cfg: InitConfigType = None,
     ) -> None:
-        if not isinstance(in_channels, int) or in_channels < 1:
-            raise ValueError(f'in_channels must be a positive int, got {in_channels!r}')
+        check_int('in_channels', in_channels)
         super().__init__(
             arch=self.arch,
             depth=depth,
@@ -64,27 +64,13 @@ class _DRNBackbone(DRN, BaseModule):
         )
         self.init_cfg = copy.deepcopy(init_cfg)
         num_levels = len(self.level_names)
-        if out_indices is None:
-            out_indices = tuple(range(num_levels))
-        if (
-            not isinstance(out_indices, (list, tuple))
-            or not out_indices
-            or any(
-                not isinstance(i, int) or not 0 <= i < num_levels for i in out_indices
-            )
-            or list(out_indices) != sorted(set(out_indices))
-        ):
-            raise ValueError(
-                f'out_indices must be increasing level indices in '
-                f'{list(range(num_levels))} (DRN-{self.arch} has {num_levels} '
-                f'levels), got {out_indices!r}'
-            )
+        out_indices = check_level_indices('out_indices', out_indices, num_levels)
         if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= num_levels:
             raise ValueError(
                 f'frozen_stages must be an int in -1..{num_levels} (-1: none, 0: '
                 f'the stem, k: the stem and levels 1..k), got {frozen_stages!r}'
             )
-        self.out_indices = tuple(out_indices)
+        self.out_indices = out_indices
         self.norm_eval = norm_eval
         self.frozen_stages = frozen_stages
         self.with_cp = with_cp
@@ -157,9 +143,10 @@ _ARGS_DOC = """
     Args:
         depth (int): {depths}.
         in_channels (int): Input image channels. Default: 3.
-        out_indices (Sequence[int], optional): Increasing indices of the levels
-            to return; None returns all {levels} (the last one is the final
-            feature map). Default: None.
+        out_indices (int | Sequence[int], optional): Increasing indices of
+            the levels to return (negative counts from the end), or an int n
+            for the last n levels, as in timm; None returns all {levels} (the
+            last one is the final feature map). Default: None.
         output_stride (int): 8 (the paper), 16 or 32, with the same weights.
             Default: 8.
         norm_cfg (dict): Norm layers (BN, SyncBN, GN ...).

@@ -18,6 +18,7 @@ from mmengine.evaluator import BaseMetric
 from torch import Tensor
 
 from ..evaluation.imagenet_loc import localized, parse_imagenet_xml
+from ..utils.validation import check_threshold
 from .registry import register_metric
 
 __all__ = ['ImageNetLocMetric']
@@ -106,12 +107,8 @@ class ImageNetLocMetric(BaseMetric):
         super().__init__(collect_device=collect_device, prefix=prefix)
         if ann_dir is not None and not os.path.isdir(ann_dir):
             raise ValueError(f'ann_dir must be an existing folder, got {ann_dir!r}')
-        if isinstance(iou_thr, bool) or not isinstance(iou_thr, (int, float)):
-            raise TypeError(f'iou_thr must be a float, got {type(iou_thr).__name__}')
-        if not 0.0 <= iou_thr < 1.0:
-            raise ValueError(f'iou_thr must be in [0, 1), got {iou_thr}')
         self.ann_dir = ann_dir
-        self.iou_thr = float(iou_thr)
+        self.iou_thr = check_threshold('iou_thr', iou_thr)
         self._classes = list(classes) if classes is not None else None
         self._class_index: Optional[Dict[str, int]] = None
 

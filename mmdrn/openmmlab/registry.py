@@ -30,22 +30,25 @@ _KINDS = {
 
 def _installed_registries() -> Dict[str, object]:
     """``{scope: <scope>.registry module}`` for each installed codebase."""
-    found = {}
+    found, failures = {}, []
     for scope in KNOWN_SCOPES:
         try:
             found[scope] = importlib.import_module(f'{scope}.registry')
         except ModuleNotFoundError as err:
-            # Only "not installed" is skipped; a broken install (e.g. mmseg
-            # without mmcv) is an error worth seeing.
-            if err.name != scope:
-                raise
+            failures.append((scope, err))
+    for scope, err in failures:
+        # A codebase that is installed but does not import (e.g. MMSeg
+        # without mmcv) is an error worth seeing, even when the other works.
+        if err.name != scope and found:
+            raise err
     if not found:
+        reasons = '; '.join(f'import {scope}: {err}' for scope, err in failures)
         raise ImportError(
             'mmdrn.openmmlab registers its components into MMSegmentation or '
-            'mmpretrain, and neither is installed. Install one of them (with '
-            "mmcv): 'pip install mmsegmentation' or 'pip install mmpretrain', "
-            "plus 'mim install mmcv'. For the timm models alone, "
-            "'import mmdrn' needs only torch and timm."
+            f'mmpretrain, and neither can be imported ({reasons}). Install one '
+            "of them with mmengine and mmcv ('pip install mmsegmentation' or "
+            "'pip install mmpretrain', plus 'mim install mmcv'). For the timm "
+            "models alone, 'import mmdrn' needs only torch and timm."
         )
     return found
 

@@ -17,7 +17,7 @@ from typing import Any, Union
 
 import torch
 
-__all__ = ['CheckpointError', 'load_file']
+__all__ = ['CheckpointError', 'CheckpointNotFoundError', 'load_file']
 
 # torch's weights-only unpickler names a refused callable as "Unsupported
 # global: GLOBAL posix.system was not an allowed global" or "Trying to load
@@ -30,6 +30,10 @@ _REFUSED_OBJECT = ('Can only ', 'Trying to call reduce')
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable, or not safe to load."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The checkpoint path names no file (also a ``FileNotFoundError``)."""
 
 
 def _unpickler_detail(text: str) -> str:
@@ -83,13 +87,14 @@ def load_file(path: Union[str, os.PathLike], map_location: Any = 'cpu') -> Any:
         The deserialised object (usually a dict of tensors).
 
     Raises:
-        CheckpointError: The file does not exist, is empty, truncated or
+        CheckpointNotFoundError: ``path`` is not a file.
+        CheckpointError: The file is empty, truncated or
             corrupt, or contains objects that are not plain weights (the
             message names the callable it would have run).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise CheckpointError(f'checkpoint not found (or not a file): {path!r}')
+        raise CheckpointNotFoundError(f'checkpoint not found (or not a file): {path!r}')
     if os.path.getsize(path) == 0:
         raise CheckpointError(
             f'cannot read checkpoint {path!r}: the file is empty (an '

@@ -10,12 +10,14 @@ even though Python counts ``bool`` as an ``int``).
 import numbers
 from typing import Any, Sequence, Tuple
 
+from timm.models._features import feature_take_indices
 from torch import Tensor
 
 __all__ = [
     'check_float',
     'check_in_index',
     'check_int',
+    'check_level_indices',
     'check_threshold',
     'select_input',
 ]
@@ -76,6 +78,55 @@ def check_threshold(name: str, value: Any) -> float:
     if not 0.0 <= value < 1.0:
         raise ValueError(f'{name} must be in [0, 1), got {value}')
     return value
+
+
+def check_level_indices(name: str, indices: Any, num_levels: int) -> Tuple[int, ...]:
+    """The one rule for choosing backbone levels (``out_indices``, ``indices``).
+
+    As in timm: None is every level, an int ``n`` the last ``n`` levels, a
+    list/tuple the given level indices, negative ones counted from the end.
+    The levels are always returned in network order, so a list must name
+    them in that order (after counting from the end), each once.
+
+    Args:
+        name (str): Argument name used in the error message.
+        indices (Any): The value to check.
+        num_levels (int): Number of levels of the backbone.
+
+    Returns:
+        tuple[int]: Increasing level indices in ``0..num_levels - 1``.
+
+    Example:
+        >>> check_level_indices('out_indices', 3, 8)
+        (5, 6, 7)
+        >>> check_level_indices('out_indices', (3, -1), 8)
+        (3, 7)
+    """
+    allowed = (
+        f'an int in 1..{num_levels} (the last n levels) or a non-empty list/tuple '
+        f'of increasing level indices in {list(range(num_levels))} (negative '
+        f'counts from the end)'
+    )
+    if indices is None:
+        return tuple(range(num_levels))
+    is_int = isinstance(indices, int) and not isinstance(indices, bool)
+    is_list = isinstance(indices, (list, tuple)) and all(
+        isinstance(i, int) and not isinstance(i, bool) for i in indices
+    )
+    if not (is_int or is_list):
+        raise TypeError(f'{name} must be {allowed}, got {indices!r}')
+    if (is_int and not 1 <= indices <= num_levels) or (
+        is_list
+        and (not indices or not all(-num_levels <= i < num_levels for i in indices))
+    ):
+        raise ValueError(f'{name} must be {allowed}, got {indices!r}')
+    take = tuple(feature_take_indices(num_levels, indices)[0])
+    if list(take) != sorted(set(take)):
+        raise ValueError(
+            f'{name} must be {allowed}; {indices!r} names the levels {list(take)}, '
+            f'not increasing (outputs come in network order)'
+        )
+    return take
 
 
 def check_in_index(in_index: Any) -> int:

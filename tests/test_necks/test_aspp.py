@@ -173,3 +173,64 @@ def test_in_index_out_of_range_raises_at_forward():
         ValueError, match=r'in_index=-3 is out of range .*allowed: -2 to 1'
     ):
         neck(feats)
+
+
+def _branch_in_eval(branch: ASPPPooling, x: torch.Tensor) -> torch.Tensor:
+    branch.eval()
+    try:
+        return branch(x)
+    finally:
+        branch.train()
+
+
+def test_image_pooling_trains_on_one_image_with_running_statistics():
+    torch.manual_seed(0)
+    neck = ASPP(4, channels=3, dilations=(1, 2)).train()
+    pooling = neck.branches[-1]
+    norm = pooling[2]
+    norm.running_mean.uniform_(-1, 1)
+    norm.running_var.uniform_(0.5, 2)
+    before = (norm.running_mean.clone(), norm.running_var.clone())
+    x = torch.rand(1, 4, 5, 7)
+    (out,) = neck((x,))
+    assert out.shape == (1, 3, 5, 7)
+    # the single image is normalised with the running statistics, which stay
+    torch.testing.assert_close(pooling(x), _branch_in_eval(pooling, x))
+    assert torch.equal(norm.running_mean, before[0])
+    assert torch.equal(norm.running_var, before[1])
+    assert int(norm.num_batches_tracked) == 0
+    # the other branches' norms train on the image's pixels as usual
+    assert int(neck.branches[0][1].num_batches_tracked) == 1
+    out.sum().backward()
+    assert norm.weight.grad is not None and pooling[1].weight.grad is not None
+
+
+def test_image_pooling_uses_batch_statistics_from_two_images():
+    torch.manual_seed(0)
+    pooling = ASPP(4, channels=3, dilations=(1,)).train().branches[-1]
+    x = torch.rand(2, 4, 5, 7)
+    trained = pooling(x)
+    assert int(pooling[2].num_batches_tracked) == 1
+    # batch statistics over the two images: each channel has mean 0 over them
+    pre_act = pooling[2](pooling[1](pooling[0](x)))
+    beta = pooling[2].bias.detach().view(3, 1, 1)
+    torch.testing.assert_close(pre_act.mean(dim=0), beta, atol=1e-5, rtol=0)
+    assert not torch.allclose(trained, _branch_in_eval(pooling, x))
+
+
+def test_image_pooling_without_running_statistics_names_the_way_out():
+    def norm(channels):
+        return nn.BatchNorm2d(channels, track_running_stats=False)
+
+    neck = ASPP(4, channels=3, dilations=(1,), norm_layer=norm).train()
+    with pytest.raises(ValueError, match=r'one image .*image_pooling=False'):
+        neck((torch.rand(1, 4, 5, 5),))
+    assert neck((torch.rand(2, 4, 5, 5),))[0].shape == (2, 3, 5, 5)
+
+
+def test_image_pooling_with_group_norm_needs_no_fallback():
+    def norm(channels):
+        return nn.GroupNorm(1, channels)
+
+    neck = ASPP(4, channels=4, dilations=(1,), norm_layer=norm).train()
+    assert neck((torch.rand(1, 4, 5, 5),))[0].shape == (1, 4, 5, 5)

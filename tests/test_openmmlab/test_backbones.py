@@ -286,7 +286,10 @@ def test_wrong_input_shape_is_named():
         (dict(type='DRN_D', depth=22, out_indices=(5, 2)), 'increasing'),
         (dict(type='DRN_D', depth=22, out_indices=()), 'got \\(\\)'),
         (dict(type='DRN_C', depth=26, output_stride=4), r'\[8, 16, 32\], got 4'),
-        (dict(type='DRN_C', depth=26, in_channels=0), 'in_channels must be a positive'),
+        (
+            dict(type='DRN_C', depth=26, in_channels=0),
+            'in_channels must be an int >= 1, got 0',
+        ),
         (
             dict(type='DRN_C', depth=26, frozen_stages=9),
             r'frozen_stages must be .* -1\.\.8',

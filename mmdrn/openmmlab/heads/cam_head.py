@@ -39,6 +39,7 @@ from ...heads.cam import (
     cam_probs,
     dense_logits,
 )
+from ...utils.validation import check_int, check_threshold
 from ..registry import register_model
 
 __all__ = ['CAMHead']
@@ -96,11 +97,9 @@ class CAMHead(ClsHead):
         if init_cfg is None:
             init_cfg = dict(type='Normal', layer='Conv2d', std=0.01)
         super().__init__(loss=loss, topk=topk, cal_acc=cal_acc, init_cfg=init_cfg)
-        for name, value in (('num_classes', num_classes), ('in_channels', in_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f'{name} must be a positive int, got {value!r}')
-        # validate through the pure rule so both paths accept the same values
-        cam_boxes(torch.zeros(0, 1, 1, 1), torch.zeros(0, dtype=torch.long), threshold)
+        check_int('num_classes', num_classes)
+        check_int('in_channels', in_channels)
+        check_threshold('threshold', threshold)
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.threshold = float(threshold)

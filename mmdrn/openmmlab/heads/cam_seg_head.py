@@ -44,7 +44,7 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from torch import Tensor, nn
 
 from ...heads.cam import cam_probs, dense_logits, image_level_labels
-from ...utils.validation import check_threshold
+from ...utils.validation import check_int, check_threshold
 from ..registry import register_model
 
 __all__ = ['CAMSegHead']
@@ -83,16 +83,9 @@ class CAMSegHead(BaseDecodeHead):
         align_corners: bool = False,
         init_cfg: Optional[dict] = None,
     ) -> None:
-        if isinstance(in_channels, bool) or not isinstance(in_channels, int):
-            raise TypeError(f'in_channels must be an int, got {in_channels!r}')
-        if in_channels < 1:
-            raise ValueError(f'in_channels must be a positive int, got {in_channels}')
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-            raise TypeError(f'num_classes must be an int, got {num_classes!r}')
-        if num_classes < 2:
-            raise ValueError(
-                f'num_classes counts background 0 and must be >= 2, got {num_classes}'
-            )
+        check_int('in_channels', in_channels)
+        # num_classes counts background 0
+        check_int('num_classes', num_classes, minimum=2)
         if init_cfg is None:
             init_cfg = dict(type='Normal', std=0.01, override=dict(name='fc'))
         super().__init__(

@@ -141,9 +141,9 @@ def test_cam_matches_timm_path_with_same_weights():
 
 
 def test_cam_head_rejects_bad_arguments():
-    with pytest.raises(ValueError, match='num_classes must be a positive int, got 0'):
+    with pytest.raises(ValueError, match='num_classes must be an int >= 1, got 0'):
         CAMHead(num_classes=0, in_channels=4)
-    with pytest.raises(ValueError, match="in_channels must be a positive int, got '4'"):
+    with pytest.raises(TypeError, match="in_channels must be an int >= 1, got '4'"):
         CAMHead(num_classes=2, in_channels='4')
     with pytest.raises(ValueError, match=r'threshold must be in \[0, 1\), got 1.0'):
         CAMHead(num_classes=2, in_channels=4, threshold=1.0)

@@ -84,11 +84,9 @@ def test_loss_uses_only_image_level_labels():
 
 
 def test_cam_seg_head_rejects_bad_arguments():
-    with pytest.raises(
-        ValueError, match='num_classes counts background 0 and must be >= 2, got 1'
-    ):
+    with pytest.raises(ValueError, match='num_classes must be an int >= 2, got 1'):
         CAMSegHead(in_channels=4, num_classes=1)
-    with pytest.raises(TypeError, match="num_classes must be an int, got '3'"):
+    with pytest.raises(TypeError, match="num_classes must be an int >= 2, got '3'"):
         CAMSegHead(in_channels=4, num_classes='3')
     with pytest.raises(ValueError, match=r'bg_threshold must be in \[0, 1\), got -0.5'):
         CAMSegHead(in_channels=4, num_classes=3, bg_threshold=-0.5)
