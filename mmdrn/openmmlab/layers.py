@@ -28,7 +28,7 @@ from torch import nn
 __all__ = ['ACT_TYPES', 'NORM_TYPES', 'act_layer_factory', 'norm_layer_factory']
 
 # Norms of mmcv that normalise N x C x H x W maps per channel or group.
-NORM_TYPES = ('BN', 'BN2d', 'SyncBN', 'MMSyncBN', 'GN', 'IN', 'IN2d')
+NORM_TYPES = ('BN', 'SyncBN', 'GN', 'IN', 'BN2d', 'IN2d', 'MMSyncBN')
 # Activations mmcv registers.
 ACT_TYPES = (
     'ReLU',

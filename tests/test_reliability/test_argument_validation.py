@@ -126,7 +126,7 @@ def _timm_name(value: Any) -> bool:
 
 
 def _xfail(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=f'{reason}, fix proposed to lead')
+    return pytest.mark.xfail(strict=True, reason=f'known defect: {reason}')
 
 
 CASES = {
