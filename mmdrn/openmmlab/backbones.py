@@ -65,7 +65,11 @@ class _DRNBackbone(DRN, BaseModule):
         self.init_cfg = copy.deepcopy(init_cfg)
         num_levels = len(self.level_names)
         out_indices = check_level_indices('out_indices', out_indices, num_levels)
-        if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= num_levels:
+        if (
+            isinstance(frozen_stages, bool)
+            or not isinstance(frozen_stages, int)
+            or not -1 <= frozen_stages <= num_levels
+        ):
             raise ValueError(
                 f'frozen_stages must be an int in -1..{num_levels} (-1: none, 0: '
                 f'the stem, k: the stem and levels 1..k), got {frozen_stages!r}'

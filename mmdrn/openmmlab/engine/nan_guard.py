@@ -22,6 +22,7 @@ from mmengine.dist import all_reduce, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.runner import EpochBasedTrainLoop
 
+from ...utils.validation import check_int
 from ..registry import register_hook
 
 __all__ = ['NaNGuardHook', 'NonFiniteLossError', 'add_nan_guard']
@@ -65,14 +66,7 @@ class NaNGuardHook(Hook):
     priority = 'VERY_HIGH'
 
     def __init__(self, interval: int = 1) -> None:
-        if isinstance(interval, bool) or not isinstance(interval, int):
-            raise TypeError(
-                f'interval must be an int >= 1, got {interval!r} of type '
-                f'{type(interval).__name__}'
-            )
-        if interval < 1:
-            raise ValueError(f'interval must be an int >= 1, got {interval}')
-        self.interval = interval
+        self.interval = check_int('interval', interval)
 
     def after_train_iter(
         self,
