@@ -69,26 +69,28 @@ def _check(name: str, kind: str, cfg: Any, allowed: tuple) -> dict:
     return dict(cfg)
 
 
-def _build(name: str, cfg: dict, build: Callable, *args: Any) -> Any:
+def _build(
+    name: str, cfg: dict, what: str, build: Callable, *args: Any, **extra: Any
+) -> Any:
     try:
-        return build(dict(cfg), *args)
+        return build(dict(cfg, **extra), *args)
     except _BUILD_ERRORS as err:
         reason = f'{type(err).__name__}: {err}'.rstrip(': ')
         raise ValueError(
-            f'{name}={cfg!r} cannot build its layer, an option is missing or '
-            f'wrong (e.g. GN needs num_groups): {reason}'
+            f'{name}={cfg!r} cannot build {what}, an option is missing or wrong '
+            f'(e.g. GN needs num_groups): {reason}'
         ) from err
 
 
 def _norm(name: str, cfg: dict, channels: int) -> nn.Module:
-    return _build(name, cfg, build_norm_layer, channels)[1]
+    what = f'a norm layer of {channels} channels'
+    return _build(name, cfg, what, build_norm_layer, channels)[1]
 
 
 def _act(name: str, cfg: dict, inplace: bool = True) -> nn.Module:
-    if cfg['type'] not in _NO_INPLACE and not inspect.isclass(cfg['type']):
-        cfg = dict(cfg)
-        cfg.setdefault('inplace', inplace)
-    return _build(name, cfg, build_activation_layer)
+    takes_inplace = cfg['type'] not in _NO_INPLACE and not inspect.isclass(cfg['type'])
+    extra = {'inplace': inplace} if takes_inplace and 'inplace' not in cfg else {}
+    return _build(name, cfg, 'an activation', build_activation_layer, **extra)
 
 
 def norm_layer_factory(

@@ -139,29 +139,32 @@ def test_context_module_bad_config_raises_value_error():
         (
             dict(norm_cfg=dict(type='Foo')),
             ValueError,
-            r"norm_cfg=\{'type': 'Foo'\}: unknown type 'Foo'; mmcv layers .*'BN'",
+            r"^unknown norm type 'Foo' in norm_cfg=\{'type': 'Foo'\}; allowed: "
+            r"'BN', 'SyncBN', 'GN', 'IN', 'BN2d', 'IN2d', 'MMSyncBN'$",
         ),
         (
             dict(norm_cfg='BN'),
             TypeError,
-            r"norm_cfg must be None or a dict with a type .*got 'BN'",
+            r"norm_cfg must be a dict with a 'type' key .*got 'BN'",
         ),
         (
             dict(norm_cfg=dict(type='GN')),
             ValueError,
-            r"norm_cfg=\{'type': 'GN'\}: mmcv rejected it.*GN needs num_groups",
+            r"norm_cfg=\{'type': 'GN'\} cannot build a norm layer of .*"
+            r'GN needs num_groups',
         ),
         (
             dict(act_cfg=dict(type='Foo')),
             ValueError,
-            r"act_cfg=\{'type': 'Foo'\}: unknown type 'Foo'; mmcv layers .*'ReLU'",
+            r"^unknown activation type 'Foo' in act_cfg=\{'type': 'Foo'\}; allowed: "
+            r"'ReLU', 'LeakyReLU',",
         ),
         (
             dict(act_cfg=dict(type='ReLU', slope=2)),
-            TypeError,
-            r"act_cfg=\{'type': 'ReLU', 'slope': 2\}: .*slope",
+            ValueError,
+            r"act_cfg=\{'type': 'ReLU', 'slope': 2\} cannot build an activation.*slope",
         ),
-        (dict(act_cfg=['ReLU']), TypeError, r'act_cfg must be None or a dict'),
+        (dict(act_cfg=['ReLU']), TypeError, r"act_cfg must be a dict with a 'type'"),
     ],
 )
 def test_bad_norm_and_act_configs_name_the_argument(neck, cfg, error, match):
@@ -233,3 +236,24 @@ def test_encoder_decoder_with_aspp_neck():
     assert preds[0].seg_logits.data.shape == (3, 32, 32)
     losses = _train_step_losses(model)
     assert torch.isfinite(losses['decode.loss_ce'])
+
+
+def test_encoder_decoder_with_aspp_image_pooling_trains_on_one_image():
+    """A quick look with one image per process: BN in every branch trains."""
+    model = _encoder_decoder(
+        dict(type='ASPPNeck', in_channels=TINY_OUT_CHANNELS, channels=8),
+        head_channels=8,
+    )
+    model.init_weights()
+    sample = SegDataSample()
+    sample.gt_sem_seg = PixelData(data=torch.randint(0, 3, (1, 32, 32)))
+    sample.set_metainfo(
+        dict(img_shape=(32, 32), ori_shape=(32, 32), pad_shape=(32, 32))
+    )
+    model.train()
+    losses = model(torch.rand(1, 3, 32, 32), [sample], mode='loss')
+    assert torch.isfinite(losses['decode.loss_ce'])
+    losses['decode.loss_ce'].backward()
+    pooling = model.neck.branches[-1]
+    assert pooling[1].weight.grad.abs().sum() > 0
+    assert int(pooling[2].num_batches_tracked) == 0  # running statistics kept
