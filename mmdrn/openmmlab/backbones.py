@@ -10,7 +10,7 @@ tuple, and register the class. They have no classifier; their parameters and
 """
 
 import copy
-from typing import List, Sequence, Tuple, Union
+from typing import Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
@@ -19,15 +19,10 @@ from torch import nn
 from ..backbones.drn import DRN
 from ..backbones.drn_weights import load_drn_weights
 from ..utils.validation import check_int, check_level_indices
-from .layers import act_layer_factory, norm_layer_factory
+from .layers import BN, RELU, InitConfigType, act_layer_factory, norm_layer_factory
 from .registry import register_model
 
 __all__ = ['DRN_A', 'DRN_B', 'DRN_C', 'DRN_D']
-
-InitConfigType = Union[dict, List[dict], None]
-# Module-level defaults instead of dict literals in signatures; never mutated.
-_BN = {'type': 'BN', 'requires_grad': True}
-_RELU = {'type': 'ReLU'}
 
 
 # The core class comes first in the bases: its ``super().__init__()`` then
@@ -44,8 +39,8 @@ class _DRNBackbone(DRN, BaseModule):
         in_channels: int = 3,
         out_indices: Union[int, Sequence[int], None] = None,
         output_stride: int = 8,
-        norm_cfg: dict = _BN,
-        act_cfg: dict = _RELU,
+        norm_cfg: dict = BN,
+        act_cfg: dict = RELU,
         norm_eval: bool = False,
         frozen_stages: int = -1,
         with_cp: bool = False,

@@ -20,12 +20,25 @@ needed again).
 
 import inspect
 from functools import partial
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional, Union
 
 from mmcv.cnn import build_activation_layer, build_norm_layer
 from torch import nn
 
-__all__ = ['ACT_TYPES', 'NORM_TYPES', 'act_layer_factory', 'norm_layer_factory']
+__all__ = [
+    'ACT_TYPES',
+    'BN',
+    'NORM_TYPES',
+    'RELU',
+    'InitConfigType',
+    'act_layer_factory',
+    'norm_layer_factory',
+]
+
+InitConfigType = Union[dict, List[dict], None]
+# Defaults of norm_cfg / act_cfg arguments; never mutated (factories copy).
+BN = {'type': 'BN', 'requires_grad': True}
+RELU = {'type': 'ReLU'}
 
 # Norms of mmcv that normalise N x C x H x W maps per channel or group.
 NORM_TYPES = ('BN', 'SyncBN', 'GN', 'IN', 'BN2d', 'IN2d', 'MMSyncBN')

@@ -11,21 +11,17 @@ subclasses have the same parameters and ``state_dict`` keys.
 """
 
 import copy
-from typing import List, Optional, Sequence, Union
+from typing import Optional, Sequence
 
 from mmengine.model import BaseModule
 
 from ..necks import ASPP, ContextModule
-from .layers import act_layer_factory, norm_layer_factory
+from .layers import BN, RELU, InitConfigType, act_layer_factory, norm_layer_factory
 from .registry import register_model
 
 __all__ = ['ASPPNeck', 'ContextNeck']
 
 ConfigType = Optional[dict]
-InitConfigType = Union[dict, List[dict], None]
-# Module-level defaults instead of dict literals in signatures; never mutated.
-_RELU = {'type': 'ReLU'}
-_BN = {'type': 'BN', 'requires_grad': True}
 
 
 # The plain class comes first in the bases: its ``super().__init__()`` then
@@ -74,7 +70,7 @@ class ContextNeck(ContextModule, BaseModule):
         num_classes: Optional[int] = None,
         in_index: int = -1,
         norm_cfg: ConfigType = None,
-        act_cfg: ConfigType = _RELU,
+        act_cfg: ConfigType = RELU,
         init_noise: float = 1e-3,
         init_cfg: InitConfigType = None,
     ) -> None:
@@ -132,8 +128,8 @@ class ASPPNeck(ASPP, BaseModule):
         image_pooling: bool = True,
         dropout_ratio: float = 0.0,
         in_index: int = -1,
-        norm_cfg: ConfigType = _BN,
-        act_cfg: ConfigType = _RELU,
+        norm_cfg: ConfigType = BN,
+        act_cfg: ConfigType = RELU,
         init_cfg: InitConfigType = None,
     ) -> None:
         super().__init__(
