@@ -71,7 +71,8 @@ def test_timm_backbone_wrappers_build_drn_and_run():
     ).eval()
     cls = PRETRAIN_MODELS.build(
         dict(type='mmpretrain.TIMMBackbone', model_name='drn_c_26')
-    ).eval()
+    )
+    cls.eval()  # mmpretrain's backbones' train() returns None
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         seg_outs = seg(x)
