@@ -15,7 +15,7 @@ from mmengine.registry import init_default_scope
 
 from mmdrn.openmmlab.datasets import POSITIONS, FixedCrop
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CLS_CONFIGS = REPO / 'configs' / 'drn_cls'
 TENCROP_CONFIGS = sorted(CLS_CONFIGS.glob('*-10crop.py'))
 
@@ -32,15 +32,6 @@ def _config_test_module(name: str):
 
 
 load_config = _config_test_module('_config_utils').load
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny convolutions: threads only busy-wait on a shared 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --- FixedCrop ------------------------------------------------------------

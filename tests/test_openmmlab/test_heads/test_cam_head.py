@@ -227,7 +227,7 @@ def test_image_classifier_test_step_feeds_the_localization_metric():
         outputs = classifier.test_step(data)
     assert outputs[0].pred_bbox.tolist() == [0.0, 0.0, 64.0, 48.0]
     assert outputs[1].gt_known_bbox_valid.item() is False  # class 2 never wins
-    fixture = Path(__file__).parents[1] / 'data' / 'imagenet_loc'
+    fixture = Path(__file__).parents[2] / 'data' / 'imagenet_loc'
     metric = ImageNetLocMetric(
         ann_dir=str(fixture), classes=['n01440764', 'n01443537', 'n01484850']
     )
