@@ -2,6 +2,7 @@
 (1 and 2 processes), a full disk during a checkpoint write, broken data."""
 
 import glob
+import importlib.util
 import os
 import shutil
 import signal
@@ -247,11 +248,23 @@ def test_broken_label_file_names_itself_or_is_skipped_on_request(tmp_path, demo_
         assert f'; {count} sample(s) skipped so far by process' in line
 
 
-def test_preempt_options_are_checked(tmp_path):
-    proc = run_tool('train.py', ['x.py', '--preempt-signal', 'KILL'], str(tmp_path))
-    assert proc.returncode == 2
-    assert 'argument --preempt-signal: SIGKILL cannot be used' in proc.stderr
-    args = ['x.py', '--preempt-signal', 'USR1', '--no-preempt']
-    proc = run_tool('train.py', args, str(tmp_path))
-    assert proc.returncode == 2
-    assert '--preempt-signal and --no-preempt exclude each other' in proc.stderr
+def _train_tool():
+    spec = importlib.util.spec_from_file_location('train_tool', TOOLS + '/train.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_preempt_options_are_checked(capsys):
+    train = _train_tool()
+    argv = ['x.py', '--preempt-signal', 'usr1', '--preempt-signal', '12']
+    args = train.parse_args(argv)
+    assert args.preempt_signal == ['SIGUSR1', 'SIGUSR2'] and not args.no_preempt
+    for argv, message in (
+        (['--preempt-signal', 'KILL'], 'argument --preempt-signal: SIGKILL cannot be'),
+        (['--preempt-signal', 'USR1', '--no-preempt'], 'exclude each other'),
+    ):
+        with pytest.raises(SystemExit) as info:
+            train.parse_args(['x.py', *argv])
+        assert info.value.code == 2
+        assert message in capsys.readouterr().err

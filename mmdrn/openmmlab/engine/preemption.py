@@ -78,7 +78,7 @@ class TrainingPreempted(SystemExit):
 
 
 def parse_signal(value: SignalLike) -> signal.Signals:
-    """The signal named by ``value``: ``'SIGUSR1'``, ``'USR1'``, ``'usr1'`` or 10.
+    """The signal named by ``value``: ``'SIGUSR1'``, ``'USR1'``, ``'usr1'``, 10 or '10'.
 
     Raises:
         ValueError: No such signal on this platform, or one that cannot be
@@ -90,6 +90,8 @@ def parse_signal(value: SignalLike) -> signal.Signals:
             f'a signal must be a name such as "SIGTERM" or "USR1", or a number, '
             f'got {value!r} of type {type(value).__name__}'
         )
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
     try:
         if isinstance(value, str):
             name = value.strip().upper()
