@@ -15,7 +15,6 @@ import pytest
 import torch
 from tool_runner import REPO, TOOLS, check, run_tool, weights, write_tiny_config
 
-import mmdrn.openmmlab  # noqa: F401  (mmengine's checkpoints then load safely)
 from mmdrn.utils import load_file
 
 # Makes each iteration last long enough for the test to signal mid-run.
