@@ -21,5 +21,6 @@ register_mmengine_loader()
 from . import backbones, datasets, engine, evaluation, heads, necks  # noqa: E402,F401
 
 engine.enable_atomic_checkpoints()
+__import__('mmdrn.openmmlab.pretrained', fromlist=['*']).register_drn_scheme()
 
 __all__ = ['__version__']
