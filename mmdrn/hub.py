@@ -369,8 +369,8 @@ def _try_url(
     except (OSError, zipfile.BadZipFile) as err:
         return f'{type(err).__name__}: {err}'
     finally:
-        for path in (temp, unpacked):
-            if os.path.exists(path) and path != target:
+        for path in (temp, unpacked):  # what is left of a failed attempt
+            if os.path.exists(path):
                 os.remove(path)
 
 
