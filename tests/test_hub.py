@@ -11,6 +11,7 @@ import timm
 import torch
 from weights_server import (
     X,
+    assert_close,
     closed_port_url,
     point_hub_at,
     publish_fyu_d22,
@@ -48,12 +49,6 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / 'hub' / 'checkpoints'
 
 
-def _close(actual, expected):
-    torch.testing.assert_close(
-        actual, expected, rtol=1e-5, atol=1e-5 * expected.abs().max().item()
-    )
-
-
 def test_table_matches_the_published_names():
     osmr = hub.WEIGHTS['drn_c_26.osmr_in1k']
     assert osmr.url == (
@@ -88,7 +83,7 @@ def test_timm_pretrained_downloads_unzips_verifies_converts(server, cache, files
     assert model.pretrained_cfg['tag'] == 'osmr_in1k'
     assert model.pretrained_cfg['file'] == str(cache / osmr.source.file_name)
     with torch.no_grad():
-        _close(model(X), osmr.logits)
+        assert_close(model(X), osmr.logits)
     assert server.requests == ['/' + os.path.basename(osmr.path)]
     # the unpacked, verified .pth only: no zip, no partial file
     assert os.listdir(cache) == [osmr.source.file_name]
@@ -96,19 +91,19 @@ def test_timm_pretrained_downloads_unzips_verifies_converts(server, cache, files
     again = timm.create_model('drn_d_22.osmr_in1k', pretrained=True).eval()
     assert len(server.requests) == 1  # read from the cache
     with torch.no_grad():
-        _close(again(X), osmr.logits)
+        assert_close(again(X), osmr.logits)
 
 
 def test_fyu_tag_and_features_only(server, cache, files):
     fyu = files['fyu']
     model = timm.create_model('drn_d_22.fyu_in1k', pretrained=True).eval()
     with torch.no_grad():
-        _close(model(X), fyu.logits)
+        assert_close(model(X), fyu.logits)
     features = timm.create_model(
         'drn_d_22.fyu_in1k', pretrained=True, features_only=True, out_indices=(-1,)
     ).eval()
     with torch.no_grad():
-        _close(features(X)[0], fyu.features)
+        assert_close(features(X)[0], fyu.features)
     assert server.requests == ['/' + fyu.source.file_name]
 
 
@@ -128,7 +123,7 @@ def test_404_on_the_default_falls_through_to_the_next_source(
     assert 'using drn_d_22.fyu_in1k' in caplog.text
     assert model.pretrained_cfg['tag'] == 'fyu_in1k'
     with torch.no_grad():
-        _close(model(X), fyu.logits)
+        assert_close(model(X), fyu.logits)
 
 
 def test_mirrors_are_tried_in_order(server, cache, files):

@@ -127,6 +127,12 @@ def serve(root: str) -> Iterator['http.server.ThreadingHTTPServer']:
         thread.join()
 
 
+def assert_close(actual: torch.Tensor, expected: torch.Tensor) -> None:
+    torch.testing.assert_close(
+        actual, expected, rtol=1e-5, atol=1e-5 * expected.abs().max().item()
+    )
+
+
 def closed_port_url() -> str:
     """A 127.0.0.1 URL where nothing listens (connection refused)."""
     with socket.socket() as s:

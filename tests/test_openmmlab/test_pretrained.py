@@ -6,7 +6,14 @@ import pytest
 import torch
 from mmengine.runner.checkpoint import CheckpointLoader, load_checkpoint
 from mmseg.registry import MODELS as SEG_MODELS
-from weights_server import X, point_hub_at, publish_fyu_d22, publish_osmr_d22, serve
+from weights_server import (
+    X,
+    assert_close,
+    point_hub_at,
+    publish_fyu_d22,
+    publish_osmr_d22,
+    serve,
+)
 
 import mmdrn  # noqa: F401  (registers drn:// and the backbones)
 from mmdrn import hub
@@ -34,12 +41,6 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / 'hub' / 'checkpoints'
 
 
-def _close(actual, expected):
-    torch.testing.assert_close(
-        actual, expected, rtol=1e-5, atol=1e-5 * expected.abs().max().item()
-    )
-
-
 def test_scheme_is_registered_once_and_idempotently():
     register_drn_scheme()
     register_drn_scheme()
@@ -55,7 +56,7 @@ def test_checkpoint_loader_gives_fyu_keys_of_the_source_network(server, cache, f
     }
     load_checkpoint(model, 'drn://drn_d_22.osmr_in1k', strict=False)
     with torch.no_grad():
-        _close(model(X), osmr.logits)
+        assert_close(model(X), osmr.logits)
     # downloaded once: the second load read the cache
     assert server.requests == ['/' + os.path.basename(osmr.path)]
     assert os.listdir(cache) == [osmr.source.file_name]
@@ -78,7 +79,7 @@ def test_mmseg_backbone_init_cfg(server, cache, files, name, key):
     backbone.eval()
     with torch.no_grad():
         (features,) = backbone(X)
-    _close(features, published.features)
+    assert_close(features, published.features)
     assert server.requests == ['/' + os.path.basename(published.path)]
 
 
