@@ -49,7 +49,7 @@ def mim_mode(argv: list) -> str:
     return 'none'
 
 
-def add_mim_extension(mode: str) -> None:
+def add_mim_extension(mode: str, root: Path = HERE) -> None:
     """Link or copy ``configs/``, ``tools/``, ``model-index.yml`` into ``.mim``.
 
     A source missing from the tree (building a wheel from an sdist, which
@@ -57,10 +57,10 @@ def add_mim_extension(mode: str) -> None:
     """
     if mode == 'none':
         return
-    mim = HERE / 'mmdrn' / '.mim'
+    mim = root / 'mmdrn' / '.mim'
     mim.mkdir(exist_ok=True)
     for name in MIM_FILES:
-        src, dst = HERE / name, mim / name
+        src, dst = root / name, mim / name
         if not src.exists():
             continue
         if dst.is_symlink() or dst.is_file():
