@@ -95,7 +95,7 @@ if __name__ == '__main__':
             'Paper': 'https://arxiv.org/abs/1705.09914',
             'Reference implementation': 'https://github.com/fyu/drn',
         },
-        keywords='dilated residual networks, semantic segmentation, timm, mmsegmentation',
+        keywords='dilated residual networks, semantic segmentation, timm',
         python_requires='>=3.9',
         packages=find_packages(include=('mmdrn', 'mmdrn.*')),
         # .mim (configs, tools, model-index.yml) is listed in MANIFEST.in.

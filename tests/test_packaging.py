@@ -27,7 +27,15 @@ OPENMMLAB = {'mmcv', 'mmengine', 'mmsegmentation', 'mmpretrain'}
 DEMO_CONFIG = 'fcn_drn-c-26-d8_1xb8-1k_drn-demo-64x64.py'
 # Not needed to build the wheel (and large, or made by a build).
 SKIP_IN_COPY = {
-    '.git', '.venv', 'tests', 'docs', 'data', 'work_dirs', 'build', 'dist', '.ci'
+    '.git',
+    '.venv',
+    'tests',
+    'docs',
+    'data',
+    'work_dirs',
+    'build',
+    'dist',
+    '.ci',
 }
 
 
@@ -108,9 +116,11 @@ def test_openmmlab_extra_matches_mmseg_and_mmpretrain_ranges(metadata):
     assert OPENMMLAB <= set(extra)
     # MMSeg 1.2.2 asserts 2.0.0rc4 <= mmcv < 2.2.0, mmpretrain 1.2.0 accepts
     # 2.0.0 <= mmcv < 2.4.0: the extra admits exactly their intersection.
-    assert [extra['mmcv'].contains(v, prereleases=True) for v in
-            ('2.0.0rc4', '2.0.0', '2.1.0', '2.2.0')] == [False, True, True, False]
-    assert extra['mmengine'].contains('0.8.3') and not extra['mmengine'].contains('1.0.0')
+    mmcv = ('2.0.0rc4', '2.0.0', '2.1.0', '2.2.0')
+    admitted = [extra['mmcv'].contains(v, prereleases=True) for v in mmcv]
+    assert admitted == [False, True, True, False]
+    assert extra['mmengine'].contains('0.8.3')
+    assert not extra['mmengine'].contains('1.0.0')
     assert not any(s.operator == '==' for spec in extra.values() for s in spec)
 
 
@@ -151,8 +161,9 @@ def test_wheel_carries_mim_files_licenses_and_py_typed(wheel):
 
 def test_model_index_imports_every_metafile():
     index = yaml.safe_load((REPO / 'model-index.yml').read_text())
-    metafiles = sorted(p.relative_to(REPO).as_posix()
-                       for p in REPO.glob('configs/*/metafile.yaml'))
+    metafiles = sorted(
+        p.relative_to(REPO).as_posix() for p in REPO.glob('configs/*/metafile.yaml')
+    )
     assert sorted(index['Import']) == metafiles
     for name, model in metafile_models().items():
         assert (REPO / model['Config']).is_file(), name
@@ -227,8 +238,8 @@ def mim(site: Path, *args: str, cwd: Path, timeout: int = 300):
 
 def test_mim_search_lists_every_model(site, tmp_path):
     out = mim(site, 'search', 'mmdrn', '--field', 'config', cwd=tmp_path)
-    listed = set(re.findall(r'^\s*(\S+)\s+configs/\S+\.py\s*$', out, re.M))
-    assert listed == {name.lower() for name in metafile_models()}
+    listed = re.findall(r'^config id: (\S+)$', out, re.M)
+    assert sorted(listed) == sorted(name.lower() for name in metafile_models())
 
 
 def test_mim_train_and_test_run_the_packaged_demo_config(site, tmp_path):
@@ -242,9 +253,17 @@ def test_mim_train_and_test_run_the_packaged_demo_config(site, tmp_path):
         for key in (f'data_root={data}', 'generate=False')
     ]
     out = mim(
-        site, 'train', 'mmdrn', DEMO_CONFIG, '--work-dir', str(tmp_path / 'train'),
-        '--cfg-options', 'train_cfg.max_iters=2', 'train_dataloader.batch_size=2',
-        *data_options, cwd=tmp_path,
+        site,
+        'train',
+        'mmdrn',
+        DEMO_CONFIG,
+        '--work-dir',
+        str(tmp_path / 'train'),
+        '--cfg-options',
+        'train_cfg.max_iters=2',
+        'train_dataloader.batch_size=2',
+        *data_options,
+        cwd=tmp_path,
     )
     # mim found the config and the training tool inside the installed package
     assert str(site / 'mmdrn' / '.mim' / 'tools' / 'train.py') in out
@@ -254,8 +273,16 @@ def test_mim_train_and_test_run_the_packaged_demo_config(site, tmp_path):
     assert checkpoint.is_file()
 
     out = mim(
-        site, 'test', 'mmdrn', DEMO_CONFIG, '--checkpoint', str(checkpoint),
-        '--work-dir', str(tmp_path / 'test'), '--cfg-options', *data_options,
+        site,
+        'test',
+        'mmdrn',
+        DEMO_CONFIG,
+        '--checkpoint',
+        str(checkpoint),
+        '--work-dir',
+        str(tmp_path / 'test'),
+        '--cfg-options',
+        *data_options,
         cwd=tmp_path,
     )
     assert str(site / 'mmdrn' / '.mim' / 'tools' / 'test.py') in out
@@ -290,7 +317,13 @@ def test_mim_download_fetches_the_metafile_weights(site, tmp_path):
         metafile.write_text(yaml.safe_dump(meta, sort_keys=False))
         dest = tmp_path / 'checkpoints'
         out = mim(
-            site, 'download', 'mmdrn', '--config', model['Name'], '--dest', str(dest),
+            site,
+            'download',
+            'mmdrn',
+            '--config',
+            model['Name'],
+            '--dest',
+            str(dest),
             cwd=tmp_path,
         )
     finally:
