@@ -26,7 +26,7 @@ that are no class, trains without complaint and skews the loss and mIoU.
 import copy
 import logging
 import os
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -46,8 +46,11 @@ __all__ = [
 ]
 
 # Dataset wrappers of mmengine whose children are wrapped instead.
-_WRAPPERS = {'ConcatDataset': 'datasets', 'RepeatDataset': 'dataset'}
-_WRAPPERS['ClassBalancedDataset'] = 'dataset'
+_WRAPPERS = {
+    'ConcatDataset': 'datasets',
+    'RepeatDataset': 'dataset',
+    'ClassBalancedDataset': 'dataset',
+}
 _FILE_KEYS = ('img_path', 'seg_map_path')
 DATA_CHECKS_KEYS = ('enabled', 'check_labels', 'skip_unreadable')
 
@@ -285,7 +288,10 @@ class CheckedDataset:
             f'[{type(transform).__name__}: {what}]'
         )
 
-    def _run(self, transforms: List[Any], results: Optional[dict], idx: int, info):
+    def _run(
+        self, transforms: List[Any], results: dict, idx: int, info: dict
+    ) -> Tuple[Optional[dict], Any]:
+        """Apply ``transforms``; ``(None, transform)`` if one returned None."""
         for transform in transforms:
             try:
                 results = transform(results)
