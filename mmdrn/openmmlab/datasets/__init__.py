@@ -19,10 +19,10 @@ from .transforms import POSITIONS, FixedCrop
 
 __all__ = [
     'POSITIONS',
+    'FixedCrop',
     'BadSampleError',
     'CheckSegLabels',
     'CheckedDataset',
-    'FixedCrop',
     'add_data_checks',
     'check_class_weights',
 ]
