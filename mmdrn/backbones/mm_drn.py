@@ -79,6 +79,7 @@ class _DRNBackbone(DRN, BaseModule):
         in_channels: int = 3,
         out_indices: Optional[Sequence[int]] = None,
         output_stride: int = 8,
+        train_output_stride: Optional[int] = None,
         norm_cfg: dict = _BN,
         act_cfg: dict = _RELU,
         norm_eval: bool = False,
@@ -94,6 +95,7 @@ class _DRNBackbone(DRN, BaseModule):
             num_classes=0,
             in_chans=in_channels,
             output_stride=output_stride,
+            train_output_stride=train_output_stride,
             global_pool='',
             norm_layer=partial(_build_norm, _check_cfg('norm_cfg', norm_cfg)),
             act_layer=partial(_build_act, _check_cfg('act_cfg', act_cfg)),
@@ -198,6 +200,10 @@ _ARGS_DOC = """
             feature map). Default: None.
         output_stride (int): 8 (the paper), 16 or 32, with the same weights.
             Default: 8.
+        train_output_stride (int, optional): Output stride the weights were
+            trained at, when evaluating them at a smaller ``output_stride``
+            (e.g. 16 -> 8): the trained function sampled densely. None: the
+            paper's plan. Default: None.
         norm_cfg (dict): Norm layers (BN, SyncBN, GN ...).
             Default: ``dict(type='BN', requires_grad=True)``.
         act_cfg (dict): Activations. Default: ``dict(type='ReLU')``.

@@ -1,7 +1,8 @@
 """mmdrn heads: dense class activation maps, the DRN box rule and their heads.
 
 ``cam`` is plain PyTorch (also used for timm models); ``CAMHead``
-(mmpretrain) and ``CAMSegHead`` (MMSegmentation) are registered adapters.
+(mmpretrain), ``CAMSegHead`` and ``ContextHead`` (MMSegmentation) are
+registered adapters.
 """
 
 from .cam import (
@@ -16,6 +17,7 @@ from .cam import (
 )
 from .cam_head import CAMHead, image_classifier_keys
 from .cam_seg_head import CAMSegHead, image_level_labels
+from .context_head import ContextHead
 
 __all__ = [
     'DEFAULT_THRESHOLD',
@@ -23,6 +25,7 @@ __all__ = [
     'CAMHead',
     'CAMOutput',
     'CAMSegHead',
+    'ContextHead',
     'cam_boxes',
     'cam_label_map',
     'cam_localize',
