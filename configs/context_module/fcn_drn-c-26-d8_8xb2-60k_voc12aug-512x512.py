@@ -2,10 +2,9 @@
 # front-end alone, i.e. DRN-C-26 with the DRN paper's plain head (1x1
 # classifier + bilinear upsampling), trained with the context paper's
 # front-end recipe (SGD lr 1e-3, momentum 0.9, 60K iterations; see the
-# schedule). Its checkpoint is the starting point of the context-*_voc12aug
-# configs of this folder:
-#   python tools/train.py configs/context_module/fcn_drn-c-26-d8_8xb2-60k_voc12aug-512x512.py
-# writes work_dirs/fcn_drn-c-26-d8_8xb2-60k_voc12aug-512x512/iter_60000.pth.
+# schedule). Its last checkpoint, which `python tools/train.py THIS_CONFIG`
+# writes to work_dirs/fcn_drn-c-26-d8_8xb2-60k_voc12aug-512x512/iter_60000.pth,
+# is the starting point (load_from) of the context-*_voc12aug configs.
 _base_ = [
     '../_base_/models/fcn_drn-d8.py',
     '../_base_/datasets/voc12aug_drn-512x512.py',
