@@ -18,7 +18,7 @@ from torch import nn
 
 import mmdrn  # noqa: F401  (registers the DRN components)
 
-TWINS = sorted((CONFIG_DIR / 'deeplabv3').glob('*-cityscapes-*.py'))
+TWINS = sorted((CONFIG_DIR / 'deeplabv3').glob('*_cityscapes-*.py'))
 TWINS = [p for p in TWINS if '-test-d8_' in p.name]
 SIZE = 64
 
