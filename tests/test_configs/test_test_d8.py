@@ -106,3 +106,45 @@ def test_stride8_output_subsampled_is_the_stride16_output(path: Path):
     with torch.no_grad():
         last = paper(x)[-1]
     assert not torch.allclose(last[..., ::2, ::2], out16[-1], rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    'arch, depth', [('A', 18), ('A', 50), ('C', 26), ('D', 22)], ids=str
+)
+@pytest.mark.parametrize('trained, tested', [(16, 8), (32, 8), (32, 16)])
+def test_train_output_stride_rule_for_every_arch(arch, depth, trained, tested):
+    # The rule behind the twins, on the plain DRN: weights of an
+    # output-stride-`trained` model evaluated at `tested` give, at every
+    # level, the trained outputs on a finer grid.
+    from mmdrn.backbones.drn import DRN
+
+    torch.manual_seed(0)
+    coarse = DRN(arch, depth, num_classes=0, output_stride=trained).eval()
+    for module in coarse.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    fine = DRN(
+        arch, depth, num_classes=0, output_stride=tested, train_output_stride=trained
+    ).eval()
+    fine.load_state_dict(coarse.state_dict())
+    x = torch.rand(1, 3, SIZE, SIZE)
+    with torch.no_grad():
+        a = coarse.forward_intermediates(x, intermediates_only=True)
+        b = fine.forward_intermediates(x, intermediates_only=True)
+    for level, (u, v) in enumerate(zip(a, b)):
+        step = v.shape[-1] // u.shape[-1]
+        torch.testing.assert_close(
+            v[..., ::step, ::step], u, rtol=1e-4, atol=1e-4, msg=f'level {level + 1}'
+        )
+
+
+def test_train_output_stride_must_not_be_below_the_output_stride():
+    from mmdrn.backbones.drn import level_plan
+
+    with pytest.raises(ValueError, match=r'train_output_stride .* \[32\], got 8'):
+        level_plan('D', 16, train_output_stride=8)
+    with pytest.raises(ValueError, match='train_output_stride'):
+        level_plan('C', 8, train_output_stride=12)
+    # None and the output stride itself are the paper's plan
+    assert level_plan('C', 8, 8) == level_plan('C', 8) == level_plan('C', 8, None)
