@@ -394,8 +394,9 @@ def level_plan(
     training*, so the network computes the trained function sampled densely
     (its output at the training positions is the training-stride output).
     This differs from the paper's plan wherever the training plan had to clamp
-    a dilation to 1 (B/C/D level 8, A's first ``layer4`` block; at 32 also
-    level 7): there the test plan doubles (or quadruples) it.
+    a dilation to 1 (B/C/D level 8 and, from 32, level 7; the first blocks of
+    A's ``layer3``/``layer4``): there the test plan doubles (or quadruples)
+    it.
 
     Args:
         arch (str): 'A', 'B', 'C' or 'D'.
