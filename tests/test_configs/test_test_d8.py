@@ -49,12 +49,15 @@ def _pair(test_path: Path):
 def _steps(model: nn.Module) -> Dict[str, Tuple[int, int]]:
     """Per 3x3 conv: (dilation, input stride in pixels) from a forward pass."""
     seen = {}
+
+    def record(name: str):
+        def hook(module: nn.Conv2d, inputs: tuple, output: torch.Tensor) -> None:
+            seen[name] = (module.dilation[0], SIZE // inputs[0].shape[-1])
+
+        return hook
+
     hooks = [
-        m.register_forward_hook(
-            lambda mod, inp, out, name=name: seen.setdefault(
-                name, (mod.dilation[0], SIZE // inp[0].shape[-1])
-            )
-        )
+        m.register_forward_hook(record(name))
         for name, m in model.named_modules()
         if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)
     ]
@@ -96,16 +99,20 @@ def test_stride8_output_subsampled_is_the_stride16_output(path: Path):
     for level, (a, b) in enumerate(zip(out16, out8)):
         step = b.shape[-1] // a.shape[-1]
         assert b.shape[-2:] == (a.shape[-2] * step, a.shape[-1] * step), level
-        torch.testing.assert_close(
-            b[..., ::step, ::step], a, rtol=1e-4, atol=1e-4, msg=f'level {level + 1}'
-        )
+        # float32 rounding only (random deep nets reach 1e5 and more)
+        assert _relative_error(b[..., ::step, ::step], a) < 1e-5, f'level {level + 1}'
     # The paper's stride-8 plan (level 8 at dilation 1) computes another
     # function from the same weights.
     paper = _backbone(test_cfg, train_output_stride=None)
     paper.load_state_dict(trained.state_dict())
     with torch.no_grad():
         last = paper(x)[-1]
-    assert not torch.allclose(last[..., ::2, ::2], out16[-1], rtol=1e-3, atol=1e-3)
+    assert _relative_error(last[..., ::2, ::2], out16[-1]) > 1e-2
+
+
+def _relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
+    """Largest absolute difference relative to the reference's largest value."""
+    return float((value - reference).abs().max() / reference.abs().max())
 
 
 @pytest.mark.parametrize(
@@ -134,9 +141,7 @@ def test_train_output_stride_rule_for_every_arch(arch, depth, trained, tested):
         b = fine.forward_intermediates(x, intermediates_only=True)
     for level, (u, v) in enumerate(zip(a, b)):
         step = v.shape[-1] // u.shape[-1]
-        torch.testing.assert_close(
-            v[..., ::step, ::step], u, rtol=1e-4, atol=1e-4, msg=f'level {level + 1}'
-        )
+        assert _relative_error(v[..., ::step, ::step], u) < 1e-5, f'level {level + 1}'
 
 
 def test_train_output_stride_must_not_be_below_the_output_stride():
