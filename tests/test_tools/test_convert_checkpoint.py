@@ -40,9 +40,7 @@ def _module(path: Path, name: str):
 
 
 convert_tool = _module(REPO / 'tools' / 'convert_checkpoint.py', '_convert_tool')
-ckpt_helpers = _module(
-    REPO / 'tests' / 'test_backbones' / 'drn_checkpoint_helpers.py', '_ckpt_helpers'
-)
+ckpt_helpers = _module(REPO / 'tests' / 'drn_checkpoint_helpers.py', '_ckpt_helpers')
 
 
 @pytest.fixture(autouse=True)
