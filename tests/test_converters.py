@@ -43,15 +43,6 @@ def _helpers():
 helpers = _helpers()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny convolutions: threads only busy-wait on a shared 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope='module')
 def reference():
     """A drn_c_26 with random weights and BN statistics, and its logits on X."""

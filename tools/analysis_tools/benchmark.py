@@ -191,23 +191,14 @@ def measure_all(args: argparse.Namespace, gemm: Dict[str, Dict]) -> List[Dict]:
 
     The GEMM rates are measured again after every round; the best is kept.
     """
+    common = ('tasks', 'variants', 'dtypes', 'memory_formats', 'with_cp', 'baselines')
+    common += ('batch', 'device', 'warmup', 'repeat', 'max_seconds', 'threads')
     todo = cases.make_cases(
         args.models,
-        tasks=args.tasks,
-        variants=args.variants,
-        dtypes=args.dtypes,
-        memory_formats=args.memory_formats,
-        with_cp=args.with_cp,
-        baselines=args.baselines,
         plain=args.plain_reference,
         flops=args.flops,
         shape=list(args.shape),
-        batch=args.batch,
-        device=args.device,
-        warmup=args.warmup,
-        repeat=args.repeat,
-        max_seconds=args.max_seconds,
-        threads=args.threads,
+        **{name: getattr(args, name) for name in common},
     )
     results: List[Dict] = []
     for index in range(args.rounds):
