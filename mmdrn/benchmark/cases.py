@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .measure import MMAP_THRESHOLD_BYTES, Stopwatch, measure_memory, time_and_measure
+from .measure import MMAP_THRESHOLD_BYTES, measure_memory, time_and_measure, time_call
 
 __all__ = [
     'D8_BASELINES',
@@ -533,31 +533,30 @@ def run_interleaved(cases: List[Case]) -> List[Dict[str, Any]]:
     for case in cases:
         try:
             result, fn = prepare_case(case)
-            stopwatch = Stopwatch(fn)
-            warm = [stopwatch() for _ in range(case['warmup'])]
-            prepared.append((result, fn, stopwatch, warm))
+            warm = [time_call(fn, case['device']) for _ in range(case['warmup'])]
+            prepared.append((result, fn, warm))
         except Exception as err:  # noqa: BLE001  (reported in the table)
-            prepared.append((_error(case, err), None, None, None))
+            prepared.append((_error(case, err), None, None))
     ready = [p for p in prepared if p[1] is not None]
     memory = {}
-    for result, fn, _, _ in ready:
+    for result, fn, _ in ready:
         memory[id(result)] = measure_memory(fn, result['device'])
         memory[id(result)].pop('elapsed_s')
         memory[id(result)]['memory_method'] += ' (interleaved run)'
     turns = min((p[0]['repeat'] for p in ready), default=0)
-    warm_total = sum(p[3][-1] for p in ready if p[3])
+    warm_total = sum(p[2][-1] for p in ready if p[2])
     budget = sum(p[0]['max_seconds'] for p in ready)
     if warm_total and turns > 1:
         turns = max(1, min(turns, int(budget // warm_total)))
     times: Dict[int, List[float]] = {id(p[0]): [] for p in ready}
     for _ in range(turns):
-        for result, _, stopwatch, _ in ready:
-            times[id(result)].append(stopwatch())
+        for result, fn, _ in ready:
+            times[id(result)].append(time_call(fn, result['device']))
     return [
         result
         if fn is None
         else _finish(result, warm, times[id(result)], memory[id(result)])
-        for result, fn, _, warm in prepared
+        for result, fn, warm in prepared
     ]
 
 

@@ -1,8 +1,8 @@
 """Timing, memory and machine measurements of the benchmark (torch only).
 
-Timing goes through :class:`torch.utils.benchmark.Timer` (which synchronises
-CUDA around each measurement); it is told to keep torch's current thread
-count (its own default is one thread). Peak memory on CPU is the process's
+The GEMM rate is measured with :class:`torch.utils.benchmark.Timer`
+(``blocked_autorange``); single runs of a case are timed one call each, with
+CUDA synchronised around the call. Peak memory on CPU is the process's
 resident set: glibc ``malloc`` is told (``mallopt``) to serve every block
 above 64 KiB with its own ``mmap``, so freed tensors really leave the process
 and the resident set follows the live tensors; the kernel's high-water mark
@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import os
 import platform
+import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
@@ -22,11 +23,11 @@ from torch.utils import benchmark as torch_benchmark
 
 __all__ = [
     'MMAP_THRESHOLD_BYTES',
-    'Stopwatch',
     'gemm_rate',
     'machine_info',
     'measure_memory',
     'set_malloc_mmap_threshold',
+    'time_call',
     'time_and_measure',
 ]
 
@@ -39,21 +40,20 @@ MMAP_THRESHOLD_BYTES = 64 * 1024
 LONG_RUN_S = 2.0
 
 
-class Stopwatch:
-    """Times single calls of ``fn`` with :class:`torch.utils.benchmark.Timer`.
+def time_call(fn: Callable[[], Any], device: str = 'cpu') -> float:
+    """Seconds one call of ``fn`` takes (CUDA synchronised before and after).
 
-    Args:
-        fn (Callable[[], Any]): What one run calls.
+    Single calls are timed directly: ``torch.utils.benchmark.Timer.timeit``
+    would run two more calls as its own warm-up each time, which triples the
+    cost of a multi-second training step.
     """
-
-    def __init__(self, fn: Callable[[], Any]) -> None:
-        self._timer = torch_benchmark.Timer(
-            stmt='fn()', globals=dict(fn=fn), num_threads=torch.get_num_threads()
-        )
-
-    def __call__(self) -> float:
-        """Seconds one call took."""
-        return self._timer.timeit(1).raw_times[0]
+    if device == 'cuda':
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device == 'cuda':
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
 def gemm_rate(
@@ -81,16 +81,16 @@ def gemm_rate(
     while True:
         a = torch.randn(size, size, device=device).to(dtype)
         b = torch.randn(size, size, device=device).to(dtype)
-        timer = torch_benchmark.Timer(
-            'torch.mm(a, b)',
-            globals=dict(a=a, b=b, torch=torch),
-            num_threads=torch.get_num_threads(),
-        )
-        once = timer.timeit(1).raw_times[0]  # the first call warms up
-        once = timer.timeit(1).raw_times[0]
+        time_call(lambda: torch.mm(a, b), device)  # warm-up
+        once = time_call(lambda: torch.mm(a, b), device)
         if once >= min_seconds or size >= max_size:
             break
         size *= 2
+    timer = torch_benchmark.Timer(
+        'torch.mm(a, b)',
+        globals=dict(a=a, b=b, torch=torch),
+        num_threads=torch.get_num_threads(),  # the Timer's default is one
+    )
     median = timer.blocked_autorange(min_run_time=3 * once).median
     return dict(gflops=2 * size**3 / median / 1e9, n=size)
 
@@ -171,12 +171,11 @@ def measure_memory(fn: Callable[[], Any], device: str) -> Dict[str, Any]:
         allocator's peak on CUDA), ``step_mb`` (the part above what was in
         use just before the run), ``memory_method`` and ``elapsed_s``.
     """
-    stopwatch = Stopwatch(fn)
     if device == 'cuda':
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
-        elapsed = stopwatch()
+        elapsed = time_call(fn, device)
         peak = torch.cuda.max_memory_allocated()
         return dict(
             peak_mb=peak / 2**20,
@@ -189,10 +188,10 @@ def measure_memory(fn: Callable[[], Any], device: str) -> Dict[str, Any]:
             peak_mb=None,
             step_mb=None,
             memory_method='unavailable',
-            elapsed_s=stopwatch(),
+            elapsed_s=time_call(fn, device),
         )
     before = _proc_status_kib('VmRSS')
-    elapsed = stopwatch()
+    elapsed = time_call(fn, device)
     peak = _proc_status_kib('VmHWM')
     return dict(
         peak_mb=peak / 1024,
@@ -215,17 +214,16 @@ def time_and_measure(
     Returns:
         tuple: Warm-up durations, timed durations (seconds), memory dict.
     """
-    stopwatch = Stopwatch(fn)
-    warm = [stopwatch() for _ in range(warmup)]
+    warm = [time_call(fn, device) for _ in range(warmup)]
     if warm and repeat > 1:
         repeat = max(1, min(repeat, int(max_seconds // warm[-1])))
-    times = [stopwatch() for _ in range(repeat - 1)]
+    times = [time_call(fn, device) for _ in range(repeat - 1)]
     last = times[-1] if times else (warm[-1] if warm else 0.0)
     if last > LONG_RUN_S:
         memory = measure_memory(fn, device)
         times.append(memory.pop('elapsed_s'))
     else:
-        times.append(stopwatch())
+        times.append(time_call(fn, device))
         memory = measure_memory(fn, device)
         memory.pop('elapsed_s')
     return warm, times, memory
