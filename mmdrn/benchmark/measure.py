@@ -13,6 +13,7 @@ On CUDA the allocator's own peak is used.
 
 import contextlib
 import ctypes
+import functools
 import os
 import platform
 import time
@@ -81,8 +82,9 @@ def gemm_rate(
     while True:
         a = torch.randn(size, size, device=device).to(dtype)
         b = torch.randn(size, size, device=device).to(dtype)
-        time_call(lambda: torch.mm(a, b), device)  # warm-up
-        once = time_call(lambda: torch.mm(a, b), device)
+        matmul = functools.partial(torch.mm, a, b)
+        time_call(matmul, device)  # warm-up
+        once = time_call(matmul, device)
         if once >= min_seconds or size >= max_size:
             break
         size *= 2
