@@ -20,7 +20,6 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
-from torch.utils import benchmark as torch_benchmark
 
 __all__ = [
     'MMAP_THRESHOLD_BYTES',
@@ -78,6 +77,8 @@ def gemm_rate(
     Returns:
         dict: ``gflops`` and the matrix size ``n``.
     """
+    from torch.utils import benchmark as torch_benchmark
+
     size = 256
     while True:
         a = torch.randn(size, size, device=device).to(dtype)
