@@ -14,6 +14,7 @@ from torch import nn
 import mmdrn  # noqa: F401  (registers the drn_* models)
 from mmdrn.backbones.drn import DRN
 from mmdrn.benchmark import cases
+from mmdrn.inference import resolve_dtype
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = REPO / 'configs' / 'demo' / 'fcn_drn-c-26-d8_1xb8-1k_drn-demo-64x64.py'
@@ -133,10 +134,15 @@ def test_make_cases_grid():
         device='cpu',
     )
     keys = [
-        (c['spec'], c['task'], c['variant'], c['memory_format'], c['with_cp'])
+        (c['spec'], c['task'], c['variant'], c['dtype'], c['memory_format'])
+        + (c['with_cp'],)
         for c in made
     ]
-    assert len(keys) == len(set(keys))  # 'auto' is fp32 or bf16: no duplicates
+    assert len(keys) == len(set(keys))
+    # 'auto' is what the fast path picks on this machine
+    auto = cases.DTYPE_NAMES[resolve_dtype('auto', 'cpu')]
+    assert {c['dtype'] for c in made} == {'fp32', auto}
+    keys = [k[:3] + k[4:] for k in keys if k[3] == 'fp32']
     assert keys[0] == ('drn_d_22', 'infer', 'eager', 'contiguous', False)
     train = [k for k in keys if k[0] == 'drn_d_22' and k[1] == 'train']
     assert {k[2] for k in train} == {'eager'}
@@ -151,6 +157,10 @@ def test_make_cases_grid():
     # FLOPs are counted once per model; common fields reach every case
     assert sum(c['count_flops'] for c in made if c['spec'] == 'drn_d_22') == 1
     assert all(c['shape'] == [32, 32] and c['device'] == 'cpu' for c in made)
+    # a dtype named twice is measured once
+    twice = cases.make_cases(['drn_d_22'], dtypes=['fp32', 'fp32'], device='cpu')
+    variants = [c['variant'] for c in twice if c['role'] == 'model']
+    assert variants == ['eager', 'eager', 'fast', 'fast']
     with pytest.raises(ValueError, match="with_cp must be 'off', 'on' or 'both'"):
         cases.make_cases(['drn_d_22'], with_cp='yes', device='cpu')
 
