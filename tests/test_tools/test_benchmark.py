@@ -56,7 +56,6 @@ def test_a_run_writes_table_json_markdown_and_plot(tmp_path):
 BAD = [
     ([], 'give at least one model'),
     (['drn_d_22', '--dtypes', 'fp16'], "fp16 needs --device cuda; on CPU use 'bf16'"),
-    (['drn_d_22', '--repeat', '0'], '--repeat must be >= 1, got 0'),
     (['drn_d_22', '--agreement', 'x.pth'], '--agreement needs exactly one MMSeg'),
 ]
 
