@@ -167,7 +167,7 @@ def convert(
     if target == 'timm':
         return state, dict(facts, classifier='fc' if num_classes else 'none')
     if target == 'mmpretrain':
-        from .heads.cam_head import image_classifier_keys
+        from .heads import image_classifier_keys
 
         return image_classifier_keys(state), dict(facts, classifier='head.fc')
     fc = {k[len('fc.') :]: state.pop(k) for k in list(state) if k.startswith('fc.')}

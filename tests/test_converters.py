@@ -7,17 +7,17 @@ rebuilt here in its own layout, or a pytorchcv ``drnc26`` (an independent
 implementation).
 """
 
-import importlib.util
 import math
 from pathlib import Path
 
+import drn_checkpoint_helpers as helpers
 import pytest
 import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-import mmdrn  # noqa: F401  (registers the DRN components)
+import mmdrn.openmmlab  # noqa: F401  (registers the DRN components)
 from mmdrn.converters import bilinear_up_kernel, convert, load_timm_drn
 from mmdrn.utils import CheckpointError
 
@@ -29,18 +29,6 @@ X = torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(0))
 # fyu/drn datasets/cityscapes/info.json: mean and std of the training images
 FYU_MEAN = (0.29010095242892997, 0.32808144844279574, 0.28696394422942517)
 FYU_STD = (0.1829540508368939, 0.18656561047509476, 0.18447508988480435)
-
-
-def _helpers():
-    # the backbone tests' checkpoint helpers (tests/ is not a package)
-    path = REPO / 'tests' / 'test_backbones' / 'drn_checkpoint_helpers.py'
-    spec = importlib.util.spec_from_file_location('_ckpt_helpers', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _helpers()
 
 
 @pytest.fixture(scope='module')

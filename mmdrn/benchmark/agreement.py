@@ -48,7 +48,7 @@ def agreement(
     """
     from mmengine.config import Config
 
-    from ..engine import register_scope
+    from ..openmmlab.engine import register_scope
     from ..inference import optimize_for_inference
     from ..utils import load_file
     from .cases import build_config_model

@@ -17,7 +17,7 @@ global_pool='')``: the dense feature map).
 
 A training step is forward, loss, backward and an SGD step through an
 mmengine optimizer wrapper (``OptimWrapper``; with bf16/fp16:
-``AmpOptimWrapper`` on GPU, :class:`mmdrn.engine.CPUAmpOptimWrapper` on CPU).
+``AmpOptimWrapper`` on GPU, :class:`mmdrn.openmmlab.engine.CPUAmpOptimWrapper` on CPU).
 Configs run their own ``train_step`` on random images and labels; other
 models get a 1x1 convolution classifier with a cross-entropy loss.
 
@@ -210,7 +210,7 @@ def build_config_model(cfg: Any) -> Tuple[nn.Module, str]:
     from mmengine.model import revert_sync_batchnorm
     from mmengine.registry import init_default_scope
 
-    from ..engine import register_scope
+    from ..openmmlab.engine import register_scope
 
     scope = register_scope(cfg)
     init_default_scope(scope)
@@ -334,7 +334,7 @@ def _optim_wrapper(model: nn.Module, dtype: torch.dtype, device: str) -> Any:
         return OptimWrapper(optimizer)
     if device == 'cuda':
         return AmpOptimWrapper(optimizer=optimizer, dtype=dtype)
-    from ..engine import CPUAmpOptimWrapper
+    from ..openmmlab.engine import CPUAmpOptimWrapper
 
     return CPUAmpOptimWrapper(optimizer=optimizer)
 

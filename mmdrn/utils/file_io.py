@@ -13,7 +13,7 @@ at any moment leaves the destination as it was or completely written; at
 worst a temporary file remains next to it.
 
 mmengine's checkpoint writing uses the same functions through
-:class:`mmdrn.engine.atomic_io.AtomicLocalBackend`.
+:class:`mmdrn.openmmlab.engine.atomic_io.AtomicLocalBackend`.
 """
 
 import contextlib

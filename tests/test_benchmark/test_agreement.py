@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import mmdrn  # noqa: F401
+import mmdrn.openmmlab  # noqa: F401  (registers the DRN components)
 from mmdrn.benchmark import agreement
 
 REPO = Path(__file__).resolve().parents[2]

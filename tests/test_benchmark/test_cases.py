@@ -11,7 +11,7 @@ import timm
 import torch
 from torch import nn
 
-import mmdrn  # noqa: F401  (registers the drn_* models)
+import mmdrn.openmmlab  # noqa: F401  (drn_* timm models and DRN config types)
 from mmdrn.backbones.drn import DRN
 from mmdrn.benchmark import cases
 from mmdrn.inference import resolve_dtype

@@ -9,6 +9,7 @@ import importlib.util
 import os
 from pathlib import Path
 
+import drn_checkpoint_helpers as helpers
 import mmengine
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ import torch
 from mmengine.config import Config
 from tool_runner import check, run_tool
 
-import mmdrn  # noqa: F401  (registers the DRN components)
+import mmdrn.openmmlab  # noqa: F401  (registers the DRN components)
 from mmdrn.utils import load_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,11 +32,6 @@ def _module(path: Path, name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-helpers = _module(
-    REPO / 'tests' / 'test_backbones' / 'drn_checkpoint_helpers.py', '_ckpt_helpers'
-)
 
 
 @pytest.fixture(scope='module')
