@@ -48,8 +48,8 @@ def agreement(
     """
     from mmengine.config import Config
 
-    from ..openmmlab.engine import register_scope
     from ..inference import optimize_for_inference
+    from ..openmmlab.engine import register_scope
     from ..utils import load_file
     from .cases import build_config_model
 

@@ -6,15 +6,16 @@ truncates whatever was there) and writes. A job that dies during the write
 (pre-emption, SIGKILL, the OOM killer, a full disk) leaves a truncated
 ``iter_N.pth``, or an empty file in place of one that loaded before.
 
-:class:`AtomicLocalBackend` writes (with :func:`mmdrn.utils.file_io.atomic_write`)
-to a temporary file in the destination's directory, flushes and ``fsync``\\ s it, and only then renames it over the
-destination with :func:`os.replace` (atomic on POSIX and Windows within one
-file system), and ``fsync``\\ s the directory so the rename itself survives a
-power loss. A crash at any moment leaves the destination either as it was or
-completely written; at worst a hidden ``.<name>.<pid>.<random>.tmp`` file
-remains next to it. :func:`enable_atomic_checkpoints` makes it mmengine's
-backend for local paths, so ``save_checkpoint``, the ``CheckpointHook`` and
-everything else that writes through ``mmengine.fileio`` become atomic.
+:class:`AtomicLocalBackend` writes with :func:`mmdrn.utils.file_io.atomic_write`:
+to a temporary file in the destination's directory, flushed and ``fsync``\\ ed,
+then renamed over the destination with :func:`os.replace` (atomic on POSIX and
+Windows within one file system), and the directory ``fsync``\\ ed so the
+rename itself survives a power loss. A crash at any moment leaves the
+destination either as it was or completely written; at worst a hidden
+``.<name>.<pid>.<random>.tmp`` file remains next to it.
+:func:`enable_atomic_checkpoints` makes it mmengine's backend for local paths,
+so ``save_checkpoint``, the ``CheckpointHook`` and everything else that writes
+through ``mmengine.fileio`` become atomic.
 
 mmengine's ``CheckpointHook`` writes the small ``last_checkpoint`` pointer
 file with a plain ``open``; :func:`find_resumable_checkpoint` therefore
