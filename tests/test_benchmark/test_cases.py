@@ -20,28 +20,6 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = REPO / 'configs' / 'demo' / 'fcn_drn-c-26-d8_1xb8-1k_drn-demo-64x64.py'
 
 
-def _case(**kw):
-    case = dict(
-        spec='drn_d_22',
-        role='model',
-        task='infer',
-        variant='eager',
-        dtype='fp32',
-        memory_format='contiguous',
-        with_cp=False,
-        shape=[32, 32],
-        batch=1,
-        device='cpu',
-        warmup=1,
-        repeat=2,
-        max_seconds=30.0,
-        count_flops=False,
-        threads=None,
-    )
-    case.update(kw)
-    return case
-
-
 @pytest.mark.parametrize('arch, depth', [('A', 18), ('A', 50), ('C', 26), ('D', 22)])
 def test_plain_reference_equals_the_drn(arch, depth):
     torch.manual_seed(0)
@@ -99,8 +77,8 @@ def test_build_model_specs():
     ],
     ids=['eager-flops', 'fast-cl', 'train-cp', 'plain'],
 )
-def test_run_case(kw):
-    case = _case(**kw)
+def test_run_case(kw, make_case):
+    case = make_case(**kw)
     result = cases.run_case(case)
     assert result['status'] == 'ok'
     assert len(result['times_s']) == case['repeat']
@@ -117,9 +95,9 @@ def test_run_case(kw):
         assert 15.8e6 < result['params'] < 16.0e6
 
 
-def test_run_case_refuses_fp16_on_cpu():
+def test_run_case_refuses_fp16_on_cpu(make_case):
     with pytest.raises(ValueError, match="'float16' needs a CUDA device"):
-        cases.run_case(_case(dtype='fp16'))
+        cases.run_case(make_case(dtype='fp16'))
 
 
 def test_make_cases_grid():
@@ -165,12 +143,12 @@ def test_make_cases_grid():
         cases.make_cases(['drn_d_22'], with_cp='yes', device='cpu')
 
 
-def test_interleaved_cases_share_turns():
+def test_interleaved_cases_share_turns(make_case):
     eager, bad, fast = cases.run_interleaved(
         [
-            _case(repeat=3),
-            _case(spec='no_such_model'),
-            _case(variant='fast', memory_format='channels_last', repeat=2),
+            make_case(repeat=3),
+            make_case(spec='no_such_model'),
+            make_case(variant='fast', memory_format='channels_last', repeat=2),
         ]
     )
     assert bad['status'] == 'error' and 'no_such_model' in bad['error']
@@ -184,8 +162,8 @@ def test_interleaved_cases_share_turns():
 
 
 @pytest.mark.slow
-def test_isolated_worker_reports_results_and_errors_as_rows():
-    good, bad = cases.run_isolated([_case(), _case(spec='no_such_model')], 300)
+def test_isolated_worker_reports_results_and_errors_as_rows(make_case):
+    good, bad = cases.run_isolated([make_case(), make_case(spec='no_such_model')], 300)
     assert good['status'] == 'ok' and len(good['times_s']) == 2
     assert good['memory_method'].startswith('peak RSS')
     assert bad['status'] == 'error' and 'no_such_model' in bad['error']

@@ -5,40 +5,30 @@ import pytest
 from mmdrn.benchmark import report
 
 
-def _result(**kw):
-    fields = dict(
-        spec='drn_d_22',
-        role='model',
-        task='infer',
-        variant='eager',
-        dtype='fp32',
-        compute_dtype='float32',
-        memory_format='contiguous',
-        with_cp=False,
-        shape=[32, 32],
-        batch=1,
-        status='ok',
-        step_mb=100.0,
-        peak_mb=900.0,
-        best_ms=None,
-    )
-    fields.update(kw)
-    if 'latency_ms' in fields:
-        fields['best_ms'] = fields['best_ms'] or fields['latency_ms']
-        fields['img_s'] = 1e3 / fields['latency_ms']
-    return fields
+@pytest.fixture
+def result(make_case):
+    def make(**kw):
+        fields = make_case(compute_dtype='float32', status='ok', step_mb=100.0)
+        fields.update(peak_mb=900.0, best_ms=None)
+        fields.update(kw)
+        if 'latency_ms' in fields:
+            fields['best_ms'] = fields['best_ms'] or fields['latency_ms']
+            fields['img_s'] = 1e3 / fields['latency_ms']
+        return fields
+
+    return make
 
 
 @pytest.fixture
-def results():
+def results(result):
     return [
-        _result(latency_ms=100.0, macs=1e9, params=16e6),
-        _result(variant='fast', memory_format='channels_last', latency_ms=25.0),
-        _result(task='train', latency_ms=300.0),
-        _result(task='train', with_cp=True, latency_ms=400.0, step_mb=50.0),
-        _result(spec='plain:drn_d_22', role='plain', latency_ms=98.0),
-        _result(spec='resnet18-d8', role='baseline', latency_ms=50.0, macs=5e8),
-        _result(spec='drn_c_26', status='error', error='RuntimeError: boom'),
+        result(latency_ms=100.0, macs=1e9, params=16e6),
+        result(variant='fast', memory_format='channels_last', latency_ms=25.0),
+        result(task='train', latency_ms=300.0),
+        result(task='train', with_cp=True, latency_ms=400.0, step_mb=50.0),
+        result(spec='plain:drn_d_22', role='plain', latency_ms=98.0),
+        result(spec='resnet18-d8', role='baseline', latency_ms=50.0, macs=5e8),
+        result(spec='drn_c_26', status='error', error='RuntimeError: boom'),
     ]
 
 
@@ -92,9 +82,9 @@ def test_tables(results):
     assert markdown[2].startswith('| drn_d_22 | infer | eager | float32 | nchw |')
 
 
-def test_rounds_pool_the_timed_runs():
-    first = _result(times_s=[1.0, 3.0], warmup_s=[5.0], step_mb=10.0)
-    later = _result(times_s=[2.0, 2.5], warmup_s=[4.0], step_mb=99.0)
+def test_rounds_pool_the_timed_runs(result):
+    first = result(times_s=[1.0, 3.0], warmup_s=[5.0], step_mb=10.0)
+    later = result(times_s=[2.0, 2.5], warmup_s=[4.0], step_mb=99.0)
     merged = report.merge_rounds(first, later)
     assert merged['times_s'] == [1.0, 3.0, 2.0, 2.5]
     assert merged['latency_ms'] == pytest.approx(2250.0)
