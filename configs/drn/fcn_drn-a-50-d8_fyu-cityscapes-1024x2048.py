@@ -5,9 +5,7 @@ model = dict(
     backbone=dict(
         type='DRN_A',
         depth=50,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='checkpoints/resnet50-19c8e357.pth'
-        ),
+        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50'),
     ),
     decode_head=dict(in_channels=2048, channels=2048),
 )

@@ -5,9 +5,7 @@ model = dict(
     backbone=dict(
         type='DRN_C',
         depth=26,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='checkpoints/drn_c_26-ddedf421.pth'
-        ),
+        init_cfg=dict(type='Pretrained', checkpoint='drn://drn_c_26'),
     ),
     decode_head=dict(in_channels=512, channels=512),
 )

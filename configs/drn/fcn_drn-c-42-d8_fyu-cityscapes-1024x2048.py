@@ -5,9 +5,7 @@ model = dict(
     backbone=dict(
         type='DRN_C',
         depth=42,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='checkpoints/drn_c_42-9d336e8c.pth'
-        ),
+        init_cfg=dict(type='Pretrained', checkpoint='drn://drn_c_42'),
     ),
     decode_head=dict(in_channels=512, channels=512),
 )

@@ -5,9 +5,7 @@ model = dict(
     backbone=dict(
         type='DRN_D',
         depth=38,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='checkpoints/drn_d_38-eebb45f0.pth'
-        ),
+        init_cfg=dict(type='Pretrained', checkpoint='drn://drn_d_38'),
     ),
     decode_head=dict(in_channels=512, channels=512),
 )
