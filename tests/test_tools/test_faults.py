@@ -37,9 +37,9 @@ FULL_DISK = """
 import errno
 import os
 
-from mmdrn.openmmlab.engine import atomic_io
+from mmdrn.utils import file_io
 
-_write_all = atomic_io._write_all
+_write_all = file_io._write_all
 
 
 def _filling_the_disk(fd, data):
@@ -50,7 +50,7 @@ def _filling_the_disk(fd, data):
     return _write_all(fd, data)
 
 
-atomic_io._write_all = _filling_the_disk
+file_io._write_all = _filling_the_disk
 """
 
 
