@@ -4,6 +4,7 @@ checkpoint writing, and a hook that stops training at a NaN/Inf loss."""
 
 from .atomic_io import enable_atomic_checkpoints, find_resumable_checkpoint
 from .launch import (
+    AMP_MODES,
     LAUNCHERS,
     init_cpu_dist,
     register_scope,
@@ -18,6 +19,7 @@ from .nan_guard import NaNGuardHook, NonFiniteLossError, add_nan_guard
 from .optim_wrapper import CPUAmpOptimWrapper
 
 __all__ = [
+    'AMP_MODES',
     'LAUNCHERS',
     'CPUAmpOptimWrapper',
     'NaNGuardHook',

@@ -1,7 +1,9 @@
 """mmdrn inference fast path: BN folding, channels_last, low precision.
 
 ``optimize_for_inference(model)`` is the one entry point; see
-:mod:`mmdrn.inference.fast_path`. :class:`FastInferenceHook` (needs mmengine)
+:mod:`mmdrn.inference.fast_path`. Its ``dtype='auto'`` is the precision
+:func:`precision_decision` measured fastest on the running machine
+(:mod:`mmdrn.inference.precision`). :class:`FastInferenceHook` (needs mmengine)
 applies it to an mmengine Runner's test loop.
 """
 
@@ -14,14 +16,18 @@ from .fast_path import (
 )
 from .fold_bn import find_conv_bn_pairs, fold_batchnorm
 from .hooks import FastInferenceHook
+from .precision import PrecisionDecision, precision_decision, probe_precision
 
 __all__ = [
     'FastInferenceHook',
     'InferenceModel',
+    'PrecisionDecision',
     'amx_cpu',
     'find_conv_bn_pairs',
     'fold_batchnorm',
     'native_bf16_cpu',
     'optimize_for_inference',
+    'precision_decision',
+    'probe_precision',
     'resolve_dtype',
 ]
