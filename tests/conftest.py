@@ -40,15 +40,18 @@ def fake_precision_probe(monkeypatch, tmp_path):
     """Decide precisions from given probe times instead of measuring.
 
     Call the fixture's value with times in ms per dtype name, e.g.
-    ``fake_precision_probe(float32=10.0, bfloat16=5.0)``; ``.calls`` counts
-    the probe runs. The decisions go to a fresh cache file, ``.cache``.
+    ``fake_precision_probe(float32=10.0, bfloat16=5.0)``: a new process on a
+    new machine (no decision in memory, the cache file ``.cache`` removed
+    unless ``keep_cache=True``). ``.calls`` lists the probe runs.
     """
     from mmdrn.inference import precision
 
     calls = []
 
-    def set_times(**times_ms: float) -> None:
+    def set_times(keep_cache: bool = False, **times_ms: float) -> None:
         monkeypatch.setattr(precision, '_DECISIONS', {})
+        if not keep_cache and cache.exists():
+            cache.unlink()
 
         def probe(device_type: str = 'cpu', **kwargs) -> dict:
             calls.append(device_type)

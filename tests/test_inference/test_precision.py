@@ -81,7 +81,7 @@ def test_cached_decision_is_reused_without_measuring(fake_precision_probe):
     precision_decision('cpu')
     assert precision_decision('cpu') is precision_decision('cpu')  # in-process
     # a new process (empty memo) with a probe that would say the opposite
-    fake_precision_probe(float32=10.0, bfloat16=40.0)
+    fake_precision_probe(float32=10.0, bfloat16=40.0, keep_cache=True)
     decision = precision_decision('cpu')
     assert decision.source == 'cache' and decision.dtype == torch.bfloat16
     assert 'cached in' in decision.reason
@@ -98,7 +98,7 @@ def test_entries_of_other_machines_are_kept(fake_precision_probe):
     cache.parent.mkdir()
     other = dict(dtype='float32', times_ms=dict(float32=1.0, bfloat16=2.0))
     cache.write_text(json.dumps(dict(entries={'cpu|other': other})))
-    fake_precision_probe(float32=10.0, bfloat16=4.0)
+    fake_precision_probe(float32=10.0, bfloat16=4.0, keep_cache=True)
     assert precision_decision('cpu').source == 'measured'
     entries = json.loads(cache.read_text())['entries']
     assert len(entries) == 2 and entries['cpu|other'] == other
@@ -111,7 +111,7 @@ def test_corrupt_cache_is_ignored_with_a_warning(fake_precision_probe, text):
     cache = fake_precision_probe.cache
     cache.parent.mkdir()
     cache.write_text(text)
-    fake_precision_probe(float32=10.0, bfloat16=4.0)
+    fake_precision_probe(float32=10.0, bfloat16=4.0, keep_cache=True)
     with pytest.warns(UserWarning, match='ignoring the precision cache'):
         decision = precision_decision('cpu')
     assert decision.source == 'measured' and decision.dtype == torch.bfloat16
@@ -126,7 +126,7 @@ def test_malformed_entry_is_measured_again(fake_precision_probe):
     (key,) = data['entries']
     data['entries'][key]['times_ms'] = dict(bfloat16=1.0)  # no float32
     cache.write_text(json.dumps(data))
-    fake_precision_probe(float32=10.0, bfloat16=30.0)
+    fake_precision_probe(float32=10.0, bfloat16=30.0, keep_cache=True)
     with pytest.warns(UserWarning, match='ignoring the malformed entry'):
         assert precision_decision('cpu').dtype == torch.float32
     assert len(fake_precision_probe.calls) == 2
