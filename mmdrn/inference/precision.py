@@ -113,11 +113,11 @@ class PrecisionDecision:
     @property
     def reason(self) -> str:
         """One line for the log: the choice and the measured speeds."""
-        low = [_BY_NAME[n] for n in self.times_ms if n != 'float32']
+        names = sorted(self.times_ms, key=lambda n: (n != 'float32', n))
         speeds = ', '.join(
-            f'{DTYPE_NAMES[d]} {self.speedup(d):.2f}x float32' for d in low
+            f'{n} {self.speedup(_BY_NAME[n]):.2f}x float32' for n in names[1:]
         )
-        times = ', '.join(f'{n} {t:.2f} ms' for n, t in self.times_ms.items())
+        times = ', '.join(f'{n} {self.times_ms[n]:.2f} ms' for n in names)
         if self.dtype == torch.float32:
             verdict = f'float32: no lower precision ran >= {MIN_SPEEDUP}x faster'
         else:
