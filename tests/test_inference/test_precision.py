@@ -12,7 +12,6 @@ from mmdrn.inference.precision import (
     choose_dtype,
     precision_cache_file,
     precision_decision,
-    probe_precision,
 )
 
 
@@ -205,11 +204,10 @@ def test_the_real_probe(monkeypatch, tmp_path):
     monkeypatch.setenv('MMDRN_PRECISION_CACHE', str(tmp_path / 'p.json'))
     monkeypatch.setattr(precision, '_DECISIONS', {})
     threads = torch.get_num_threads()
-    times = probe_precision('cpu', rounds=3)
-    assert sorted(times) == ['bfloat16', 'float32']
-    assert all(0 < t < float('inf') for t in times.values())
-    assert torch.get_num_threads() == threads  # restored after the 1-thread run
     decision = precision_decision('cpu')
+    assert torch.get_num_threads() == threads  # restored after the 1-thread run
     assert decision.source == 'measured'
+    assert sorted(decision.times_ms) == ['bfloat16', 'float32']
+    assert all(0 < t < float('inf') for t in decision.times_ms.values())
     assert decision.dtype == choose_dtype(decision.times_ms)
     assert decision.dtype in (torch.float32, torch.bfloat16)
