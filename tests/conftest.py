@@ -3,7 +3,7 @@
 import os
 
 import pytest
-from mmengine.registry import DefaultScope
+import torch
 
 
 @pytest.fixture(autouse=True)
@@ -14,6 +14,11 @@ def _restore_default_scope():
     ('mmseg' or 'mmpretrain') behind; a later test building from the other
     codebase's registry would then look its types up in the wrong scope.
     """
+    try:
+        from mmengine.registry import DefaultScope
+    except ImportError:  # a timm-only environment
+        yield
+        return
     saved = dict(DefaultScope._instance_dict)
     yield
     DefaultScope._instance_dict.clear()
@@ -64,3 +69,16 @@ def fake_precision_probe(monkeypatch, tmp_path):
     set_times.calls = calls
     set_times.cache = cache
     return set_times
+
+
+@pytest.fixture
+def one_thread():
+    """Run tiny test inputs on one thread.
+
+    With several threads, OpenMP's busy-waiting makes small convolutions
+    ~10x slower whenever other processes share the cores.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -91,8 +91,13 @@ def main(argv: Optional[List[str]] = None) -> Any:
         os.environ['CUDA_VISIBLE_DEVICES'] = '-1'
     from mmengine.runner import Runner
 
-    import mmdrn  # noqa: F401  (registration, safe checkpoint loading)
-    from mmdrn.engine import register_scope, setup_device, setup_out, setup_show_dir
+    import mmdrn.openmmlab  # noqa: F401  (registration, safe checkpoint loading)
+    from mmdrn.openmmlab.engine import (
+        register_scope,
+        setup_device,
+        setup_out,
+        setup_show_dir,
+    )
 
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
@@ -119,7 +124,7 @@ def main(argv: Optional[List[str]] = None) -> Any:
 
     runner = Runner.from_cfg(cfg)
     if args.fast:
-        from mmdrn.inference import FastInferenceHook
+        from mmdrn.openmmlab.engine import FastInferenceHook
 
         runner.register_hook(
             FastInferenceHook(dtype=args.fast_dtype, compile=args.compile)

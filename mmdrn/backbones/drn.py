@@ -63,6 +63,18 @@ other than 3, ``norm_layer``/``act_layer`` choices, gradient checkpointing and
 the timm model API (``forward_features``, ``forward_head``,
 ``forward_intermediates``, ``features_only``, ``reset_classifier`` ...).
 
+Pretrained weights (``pretrained=True``) come from :mod:`mmdrn.hub`, which
+verifies every file (SHA-1 or SHA-256) before it is used. DRN-C-26/42/58 and
+DRN-D-22/38/54/105 have two tags: ``osmr_in1k`` (osmr/imgclsmob's retrained
+weights, GitHub release assets) and ``fyu_in1k`` (the official fyu/drn files
+on ``dl.yf.io``). ``osmr_in1k`` is the default because GitHub's release
+assets are the copies most likely to download, while ``dl.yf.io`` has been
+unreachable for long stretches; if the default cannot be downloaded, an
+untagged name (``drn_c_26``) falls back to ``fyu_in1k`` and says so, and
+``model.pretrained_cfg['tag']`` names the weights loaded. DRN-A takes
+torchvision's ResNet files (``tv_in1k``). DRN-B and DRN-D-24/40/56/107 have
+no published weights.
+
 Example:
     >>> import timm, torch
     >>> import mmdrn  # noqa: F401  (registers the drn_* models)
@@ -95,7 +107,9 @@ from timm.models import (
     register_model,
 )
 
+from .. import hub
 from ..utils import load_file
+from ..utils.validation import check_float, check_int, check_level_indices
 from .drn_weights import convert_state_dict, match_state_dict, unwrap_state_dict
 
 __all__ = ['DRN', 'BasicBlock', 'Bottleneck', 'ConvLevel', 'Downsample']
@@ -423,7 +437,26 @@ def _checkpoint(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _check_input(x: torch.Tensor, in_chans: int) -> None:
-    """Refuse inputs that are not ``N x in_chans x H x W`` with a clear error."""
+    """Refuse inputs that are not float ``N x in_chans x H x W`` tensors.
+
+    Images straight from a decoder (uint8, numpy arrays, PIL) are the usual
+    mistake; the message says how to convert them.
+    """
+    expected = (
+        f'a float tensor N x C x H x W with C = in_chans (in_channels) = {in_chans}'
+    )
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f'DRN expects {expected}, got a {type(x).__name__}; convert images with '
+            'timm.data transforms (timm.data.create_transform(**timm.data.'
+            'resolve_model_data_config(model))) or torch.as_tensor(...)'
+        )
+    if not x.is_floating_point():
+        raise TypeError(
+            f'DRN expects {expected}, got dtype {x.dtype}; convert uint8 images '
+            f"with x.float() / 255 and normalise with the model's mean/std "
+            f"(model.pretrained_cfg['mean'], ['std']), or use timm.data transforms"
+        )
     if x.dim() != 4 or x.shape[1] != in_chans:
         raise ValueError(
             'DRN expects images of shape N x C x H x W with C = in_chans '
@@ -518,15 +551,9 @@ class DRN(nn.Module):
         _check_choice(f'depth of DRN-{arch}', depth, sorted(_ARCHS[arch]))
         _check_choice('output_stride', output_stride, OUTPUT_STRIDES)
         _check_choice('global_pool', global_pool, _POOL_TYPES)
-        if not isinstance(in_chans, int) or in_chans < 1:
-            raise ValueError(f'in_chans must be a positive int, got {in_chans!r}')
-        if not isinstance(num_classes, int) or num_classes < 0:
-            raise ValueError(f'num_classes must be an int >= 0, got {num_classes!r}')
-        if (
-            not isinstance(drop_rate, (int, float))
-            or isinstance(drop_rate, bool)
-            or not 0.0 <= drop_rate < 1.0
-        ):
+        check_int('in_chans', in_chans)
+        check_int('num_classes', num_classes, minimum=0)
+        if not 0.0 <= check_float('drop_rate', drop_rate, '[0, 1)') < 1.0:
             raise ValueError(f'drop_rate must be a float in [0, 1), got {drop_rate!r}')
         norm_layer = _resolve_layer('norm_layer', norm_layer, get_norm_layer)
         act_layer = _resolve_layer('act_layer', act_layer, get_act_layer)
@@ -821,23 +848,7 @@ class DRN(nn.Module):
 
     @torch.jit.ignore
     def _take_indices(self, indices: Optional[Union[int, Sequence[int]]]) -> List[int]:
-        n = len(self.level_names)
-        if indices is None:
-            return list(range(n))
-        if isinstance(indices, int):
-            if not 1 <= indices <= n:
-                raise ValueError(
-                    f'indices as an int takes the last n levels and must be in '
-                    f'1..{n}, got {indices}'
-                )
-            return list(range(n - indices, n))
-        bad = [i for i in indices if not isinstance(i, int) or not -n <= i < n]
-        if bad or not len(indices):
-            raise ValueError(
-                f'indices must be level indices in {list(range(n))} (or negative '
-                f'from the end), got {list(indices)!r}'
-            )
-        return sorted({i % n for i in indices})
+        return list(check_level_indices('indices', indices, len(self.level_names)))
 
     @torch.jit.ignore
     def forward_intermediates(
@@ -931,31 +942,30 @@ def checkpoint_filter_fn(
 
 
 def _check_out_indices(out_indices: Any, num_levels: int) -> Tuple[int, ...]:
-    """Validate timm's ``out_indices`` (features_only) and make them >= 0."""
-    if (
-        not isinstance(out_indices, (list, tuple))
-        or not out_indices
-        or any(
-            not isinstance(i, int) or not -num_levels <= i < num_levels
-            for i in out_indices
-        )
-    ):
-        raise ValueError(
-            f'out_indices must be a non-empty list/tuple of level indices in '
-            f'{list(range(num_levels))} (negative counts from the end), '
-            f'got {out_indices!r}'
-        )
-    return tuple(i % num_levels for i in out_indices)
+    """timm's ``out_indices`` (features_only) as increasing level indices."""
+    return check_level_indices('out_indices', out_indices, num_levels)
 
 
 def _create_drn(variant: str, pretrained: bool = False, **kwargs: Any) -> DRN:
     num_levels = 4 if kwargs['arch'] == 'A' else 8
     if kwargs.get('features_only') and kwargs.get('out_indices') is not None:
         kwargs['out_indices'] = _check_out_indices(kwargs['out_indices'], num_levels)
+    overlay = dict(kwargs.pop('pretrained_cfg_overlay', None) or {})
+    tag = kwargs.get('pretrained_cfg')
+    from_hub = (
+        pretrained
+        and not any(overlay.get(k) for k in ('file', 'url', 'state_dict'))
+        and (tag is None or isinstance(tag, str))
+    )
+    if from_hub:
+        # timm's own download would not check osmr's SHA-1 (nor, by default,
+        # any hash): mmdrn.hub verifies the file, timm reads it as a local one.
+        path, source = hub.fetch(f'{variant}.{tag}' if tag else variant)
+        overlay['file'] = path
+        kwargs['pretrained_cfg'] = source.tag  # the weights actually loaded
     # A local file (pretrained_cfg_overlay=dict(file=...)) is read by mmdrn's
     # weights-only loader, whose errors explain empty/damaged/unsafe files,
     # and handed to timm as a state dict.
-    overlay = dict(kwargs.pop('pretrained_cfg_overlay', None) or {})
     read_here = bool(pretrained and overlay.get('file') and 'state_dict' not in overlay)
     if read_here:
         overlay['state_dict'] = unwrap_state_dict(load_file(overlay['file']))
@@ -972,10 +982,6 @@ def _create_drn(variant: str, pretrained: bool = False, **kwargs: Any) -> DRN:
         for module in (model, *model.modules()):  # features_only wrappers too
             getattr(module, 'pretrained_cfg', {}).pop('state_dict', None)
     return model
-
-
-_FYU = 'https://tigress-web.princeton.edu/~fy/drn/models/'
-_TV = 'https://download.pytorch.org/models/'
 
 
 def _cfg(url: str = '', first_conv: str = 'conv1', **kwargs: Any) -> Dict[str, Any]:
@@ -998,27 +1004,33 @@ def _cfg(url: str = '', first_conv: str = 'conv1', **kwargs: Any) -> Dict[str, A
     }
 
 
-# DRN-A: fyu/drn's drn_a_50 loads torchvision's ResNet-50 ImageNet weights;
-# DRN-A-trained weights were never released. The other depths point to the
-# torchvision ResNet of the same depth, which has the same keys.
+def _hub_cfg(source: hub.WeightSource) -> Dict[str, Any]:
+    """The timm cfg of one published file (see :mod:`mmdrn.hub`)."""
+    notes = None
+    if source.top1_err is not None:
+        notes = (
+            f'ImageNet-1k val top-1 / top-5 error {source.top1_err}% / '
+            f'{source.top5_err}% as published by {source.origin_url}',
+        )
+    return _cfg(
+        source.url,
+        'layer0.0' if source.model.startswith('drn_d') else 'conv1',
+        license=source.license,
+        origin_url=source.origin_url,
+        description=source.description,
+        notes=notes,
+    )
+
+
+# Tags in mmdrn.hub's order: the first tag of an architecture is its default.
 default_cfgs = generate_default_cfgs(
     {
-        'drn_a_18.tv_in1k': _cfg(_TV + 'resnet18-5c106cde.pth'),
-        'drn_a_34.tv_in1k': _cfg(_TV + 'resnet34-333f7ec4.pth'),
-        'drn_a_50.tv_in1k': _cfg(_TV + 'resnet50-19c8e357.pth'),
-        'drn_a_101.tv_in1k': _cfg(_TV + 'resnet101-5d3b4d8f.pth'),
+        **{name: _hub_cfg(source) for name, source in hub.WEIGHTS.items()},
         'drn_b_26': _cfg(),
         'drn_b_42': _cfg(),
-        'drn_c_26.fyu_in1k': _cfg(_FYU + 'drn_c_26-ddedf421.pth'),
-        'drn_c_42.fyu_in1k': _cfg(_FYU + 'drn_c_42-9d336e8c.pth'),
-        'drn_c_58.fyu_in1k': _cfg(_FYU + 'drn_c_58-0a53a92c.pth'),
-        'drn_d_22.fyu_in1k': _cfg(_FYU + 'drn_d_22-4bd2f8ea.pth', 'layer0.0'),
         'drn_d_24': _cfg(first_conv='layer0.0'),
-        'drn_d_38.fyu_in1k': _cfg(_FYU + 'drn_d_38-eebb45f0.pth', 'layer0.0'),
         'drn_d_40': _cfg(first_conv='layer0.0'),
-        'drn_d_54.fyu_in1k': _cfg(_FYU + 'drn_d_54-0e0534ff.pth', 'layer0.0'),
         'drn_d_56': _cfg(first_conv='layer0.0'),
-        'drn_d_105.fyu_in1k': _cfg(_FYU + 'drn_d_105-12b40979.pth', 'layer0.0'),
         'drn_d_107': _cfg(first_conv='layer0.0'),
     }
 )

@@ -3,7 +3,7 @@
 ``optimize_for_inference(model)`` is the one entry point; see
 :mod:`mmdrn.inference.fast_path`. Its ``dtype='auto'`` is the precision
 :func:`precision_decision` measured fastest on the running machine
-(:mod:`mmdrn.inference.precision`). :class:`FastInferenceHook` (needs mmengine)
+(:mod:`mmdrn.inference.precision`). :class:`mmdrn.openmmlab.engine.FastInferenceHook`
 applies it to an mmengine Runner's test loop.
 """
 
@@ -15,11 +15,9 @@ from .fast_path import (
     resolve_dtype,
 )
 from .fold_bn import find_conv_bn_pairs, fold_batchnorm
-from .hooks import FastInferenceHook
 from .precision import PrecisionDecision, precision_decision, probe_precision
 
 __all__ = [
-    'FastInferenceHook',
     'InferenceModel',
     'PrecisionDecision',
     'amx_cpu',

@@ -20,8 +20,8 @@ from tool_runner import (
 )
 
 from mmdrn.datasets import CLASSES
-from mmdrn.engine import AMP_MODES
 from mmdrn.inference import precision_decision
+from mmdrn.openmmlab.engine import AMP_MODES
 from mmdrn.utils import load_file
 
 TRAIN_TOOL = osp.join(TOOLS, 'train.py')

@@ -1,0 +1,46 @@
+"""Training-side helpers for mmdrn's tools: config preparation for any
+device and launcher, a CPU mixed-precision optimizer wrapper, atomic
+checkpoint writing, a hook that stops training at a NaN/Inf loss and one
+that runs the test loop on the inference fast path."""
+
+from .atomic_io import (
+    disable_atomic_checkpoints,
+    enable_atomic_checkpoints,
+    find_resumable_checkpoint,
+)
+from .fast_inference import FastInferenceHook
+from .launch import (
+    AMP_MODES,
+    LAUNCHERS,
+    init_cpu_dist,
+    register_scope,
+    revert_sync_bn,
+    setup_amp,
+    setup_device,
+    setup_out,
+    setup_resume,
+    setup_show_dir,
+)
+from .nan_guard import NaNGuardHook, NonFiniteLossError, add_nan_guard
+from .optim_wrapper import CPUAmpOptimWrapper
+
+__all__ = [
+    'AMP_MODES',
+    'LAUNCHERS',
+    'CPUAmpOptimWrapper',
+    'FastInferenceHook',
+    'NaNGuardHook',
+    'NonFiniteLossError',
+    'add_nan_guard',
+    'disable_atomic_checkpoints',
+    'enable_atomic_checkpoints',
+    'find_resumable_checkpoint',
+    'init_cpu_dist',
+    'register_scope',
+    'revert_sync_bn',
+    'setup_amp',
+    'setup_device',
+    'setup_out',
+    'setup_resume',
+    'setup_show_dir',
+]
