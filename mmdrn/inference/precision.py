@@ -3,7 +3,7 @@
 Whether bfloat16 pays on a CPU cannot be read from its flags: with AMX tiles
 oneDNN's bfloat16 convolutions run several times faster than float32; on an
 AMD Zen 4 host (AVX512-BF16, no AMX) DRN-C-26 ran 2.2x faster in bfloat16;
-on an Intel Xeon with AVX512-BF16 but no AMX it ran at 0.7x. Without native
+on an Intel Xeon with AVX512-BF16 but no AMX it ran at 0.88x. Without native
 bfloat16 instructions oneDNN emulates it, many times slower. So the machine is
 asked: :func:`probe_precision` times a DRN-like residual block (two dilated
 3x3 convolutions with bias and ReLU, 128 channels, 48x48, batch 1,
