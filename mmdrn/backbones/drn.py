@@ -31,6 +31,13 @@ One :class:`DRN` class builds every variant from the ``_ARCHS`` table:
 * **DRN-D** (22, 24, 38, 40, 54, 56, 105, 107): fyu/drn's variant whose levels
   1, 2, 7 and 8 (and the stem, ``layer0``) are plain conv-norm-act layers.
 
+B/C/D dilate levels 5 and 6 as fyu/drn's ``drn.py`` does (``_make_layer``
+with ``new_level=False``, at revision d75db2e): every 3x3 convolution of level
+5 at dilation 2 and of level 6 at 4, the first (formerly strided) one
+included. The paper's equations for DRN-A would keep that first convolution
+at 1 (level 5) and 2 (level 6); we follow the code, whose checkpoints were
+trained that way.
+
 Levels and their output strides (``output_stride=8``, the paper's setting)::
 
     level      1    2    3    4    5    6    7    8
@@ -56,6 +63,23 @@ of that convolution. Where the step would need a dilation below 1 it is 1::
 
 Levels 7/8 at os=16/32 and A's first ``layer4`` block at os=16 are the places
 where the step cannot be kept (it would need dilation 1/2).
+
+Weights trained at output stride 16 and evaluated at 8 (DeepLabv3's protocol)
+need the reverse rule: ``train_output_stride=16`` with ``output_stride=8``
+removes the stride and multiplies every dilation of the os=16 plan by the
+stride removed before that convolution, so the network computes the trained
+function sampled densely at every level (its os=8 output, taken at every other
+position, is the os=16 output). It equals the os=8 paper plan except where
+the os=16 plan clamped::
+
+    B/C/D, os=8 from 16:  level 5 (2, 2), level 6 4, level 7 2, level 8 2
+                          (paper plan: level 8 at 1)
+    B/C/D, os=8 from 32:  levels 5 2, 6 4, 7 4, 8 4 (paper: level 7 at 2, 8 at 1)
+    A, os=8 from 16:      layer3 (1, 2, 2), layer4 (2, 2, 4)
+                          (paper: layer3 (1, 1, 2), layer4 (1, 1, 4))
+
+(``(a, b, c)``: the 3x3 reading the level input, the other 3x3s of the first
+block, the later blocks.)
 
 Beyond the official code: global pooling works at any input size (the
 original's fixed 28x28 average pool only fits 224x224 inputs), ``in_chans``
@@ -369,19 +393,63 @@ class _LevelPlan(NamedTuple):
     reduction: int  # output stride of the level
 
 
-def level_plan(arch: str, output_stride: int = 8) -> List[_LevelPlan]:
+def level_plan(
+    arch: str, output_stride: int = 8, train_output_stride: Optional[int] = None
+) -> List[_LevelPlan]:
     """Stride and dilations of every level for an output stride.
 
-    Each 3x3 convolution keeps the sampling step (dilation x input stride) it
-    has at output stride 8; see the module docstring.
+    Without ``train_output_stride`` (the paper's plans), each 3x3 convolution
+    keeps the sampling step (dilation x input stride) it has at output stride
+    8; see the module docstring.
+
+    With ``train_output_stride`` larger than ``output_stride`` (weights trained
+    at 16, evaluated at 8, as DeepLabv3 does), the plan is instead derived from
+    the training plan: every 3x3 convolution keeps the step it had *in
+    training*, so the network computes the trained function sampled densely
+    (its output at the training positions is the training-stride output).
+    This differs from the paper's plan wherever the training plan had to clamp
+    a dilation to 1 (B/C/D level 8 and, from 32, level 7; the first blocks of
+    A's ``layer3``/``layer4``): there the test plan doubles (or quadruples)
+    it.
 
     Args:
         arch (str): 'A', 'B', 'C' or 'D'.
         output_stride (int): 8, 16 or 32. Default: 8.
+        train_output_stride (int, optional): The output stride the weights
+            were trained at: None or ``output_stride`` for the paper's plan,
+            else 16 or 32 (at least ``output_stride``). Default: None.
 
     Returns:
         list[_LevelPlan]: One entry per level.
     """
+    _check_choice('output_stride', output_stride, OUTPUT_STRIDES)
+    if train_output_stride is None or train_output_stride == output_stride:
+        return _paper_plan(arch, output_stride)
+    allowed = [s for s in OUTPUT_STRIDES if s > output_stride]
+    if train_output_stride not in allowed:
+        raise ValueError(
+            f'train_output_stride must be None, {output_stride} (output_stride) '
+            f'or one of {allowed}, got {train_output_stride!r}'
+        )
+    trained = _paper_plan(arch, train_output_stride)
+    dense = _paper_plan(arch, output_stride)
+    plans = []
+    in_t = in_o = 4 if arch == 'A' else 1  # input reductions, train / test
+    for t, o in zip(trained, dense):
+        plans.append(
+            _LevelPlan(
+                stride=o.stride,
+                dilation_in=t.dilation_in * in_t // in_o,
+                dilation_out=t.dilation_out * t.reduction // o.reduction,
+                dilation=t.dilation * t.reduction // o.reduction,
+                reduction=o.reduction,
+            )
+        )
+        in_t, in_o = t.reduction, o.reduction
+    return plans
+
+
+def _paper_plan(arch: str, output_stride: int) -> List[_LevelPlan]:
     levels = _LEVELS_A if arch == 'A' else _LEVELS_BCD
     stem = 4 if arch == 'A' else 1
     plans = []
@@ -508,6 +576,10 @@ class DRN(nn.Module):
         in_chans (int): Input image channels. Default: 3.
         output_stride (int): 8 (the paper), 16 or 32, with the same weights.
             Default: 8.
+        train_output_stride (int, optional): For evaluating weights trained
+            at a larger output stride (e.g. 16) at ``output_stride`` (e.g. 8):
+            dilates so the trained function is sampled densely
+            (:func:`level_plan`). None: the paper's plan. Default: None.
         global_pool (str): timm pooling type: 'avg', 'max', 'avgmax',
             'catavgmax' or '' (no pooling; B/C/D then apply the 1x1 conv
             classifier at every position, DRN-A needs ``num_classes=0``).
@@ -541,6 +613,7 @@ class DRN(nn.Module):
         num_classes: int = 1000,
         in_chans: int = 3,
         output_stride: int = 8,
+        train_output_stride: Optional[int] = None,
         global_pool: str = 'avg',
         drop_rate: float = 0.0,
         norm_layer: LayerFactory = nn.BatchNorm2d,
@@ -562,6 +635,7 @@ class DRN(nn.Module):
         self.layers = _ARCHS[arch][depth].layers
         self.in_chans = in_chans
         self.output_stride = output_stride
+        self.train_output_stride = train_output_stride
         self.num_classes = num_classes
         self.drop_rate = drop_rate
         self.grad_checkpointing = False
@@ -587,7 +661,7 @@ class DRN(nn.Module):
         # Levels 1..8 (A: 1..4), registered in execution order.
         in_chs = 64 if arch == 'A' else 16
         feature_info = []
-        plans = level_plan(arch, output_stride)
+        plans = level_plan(arch, output_stride, train_output_stride)
         for index, plan in enumerate(plans):
             name = f'layer{index + 1}'
             kind = self._level_kind(index)

@@ -5,7 +5,7 @@
 # background unless its most probable class exceeds bg_threshold. Training
 # sees only image-level labels (the classes present in each crop's mask,
 # multi-label BCE on the globally pooled scores), never the pixels.
-# See mmdrn.heads.CAMSegHead.
+# See mmdrn.openmmlab.heads.CAMSegHead.
 custom_imports = dict(imports=['mmdrn.openmmlab'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(
@@ -25,6 +25,7 @@ model = dict(
         output_stride=8,
         norm_cfg=norm_cfg,
         norm_eval=False,
+        init_cfg=dict(type='Pretrained', checkpoint='drn://drn_c_26'),
     ),
     decode_head=dict(
         type='CAMSegHead',

@@ -24,7 +24,7 @@ from mmengine.fileio.backends import backends, local_backend, prefix_to_backends
 from mmengine.fileio.io import backend_instances
 from mmengine.runner.checkpoint import save_checkpoint
 
-from mmdrn.openmmlab.engine import atomic_io
+import mmdrn
 from mmdrn.openmmlab.engine.atomic_io import (
     AtomicLocalBackend,
     atomic_save,
@@ -34,7 +34,7 @@ from mmdrn.openmmlab.engine.atomic_io import (
 )
 from mmdrn.utils import CheckpointError, load_file
 
-ATOMIC_IO = Path(atomic_io.__file__)
+PACKAGE_ROOT = Path(mmdrn.__file__).parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -164,13 +164,11 @@ def test_failed_fsync_keeps_the_previous_file(tmp_path, monkeypatch):
 
 _WRITER = textwrap.dedent(
     """
-    import importlib.util, sys, torch
+    import sys, torch
     from mmengine.runner.checkpoint import save_checkpoint
-    spec = importlib.util.spec_from_file_location('atomic_io', sys.argv[1])
-    atomic_io = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(atomic_io)
-    atomic_io.enable_atomic_checkpoints()
-    path, step = sys.argv[2], 0
+    from mmdrn.openmmlab.engine.atomic_io import enable_atomic_checkpoints
+    enable_atomic_checkpoints()
+    path, step = sys.argv[1], 0
     while True:
         step += 1
         # 8 MB whose every value is the step: a mix of two saves is detectable
@@ -184,9 +182,9 @@ def test_sigkill_while_saving_leaves_a_loadable_checkpoint(tmp_path):
     """Kill a process that saves checkpoints in a loop, at an arbitrary moment:
     the file at the final name always loads and is one whole save."""
     path = tmp_path / 'iter.pth'
-    env = dict(os.environ, OMP_NUM_THREADS='1')
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(PACKAGE_ROOT))
     proc = subprocess.Popen(
-        [sys.executable, '-c', _WRITER, str(ATOMIC_IO), str(path)],
+        [sys.executable, '-c', _WRITER, str(path)],
         stdout=subprocess.PIPE,
         env=env,
     )
