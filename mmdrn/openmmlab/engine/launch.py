@@ -27,7 +27,11 @@ import torch.distributed as torch_dist
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from mmdrn.inference.precision import MIN_SPEEDUP, precision_decision
+from mmdrn.inference.precision import (
+    MIN_SPEEDUP,
+    PrecisionDecision,
+    precision_decision,
+)
 
 from .atomic_io import find_resumable_checkpoint
 
@@ -131,6 +135,20 @@ def setup_resume(cfg: Config, resume: Optional[str]) -> None:
     cfg.load_from = resume
 
 
+def _shared_decision() -> PrecisionDecision:
+    """The CPU precision decision; rank 0's in a distributed run.
+
+    Processes measuring at once would slow each other down and could decide
+    differently; rank 0 measures (or reads its cache) and the others take
+    its decision.
+    """
+    if not (torch_dist.is_initialized() and torch_dist.get_world_size() > 1):
+        return precision_decision('cpu')
+    box = [precision_decision('cpu') if torch_dist.get_rank() == 0 else None]
+    torch_dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def setup_amp(cfg: Config, device: str, amp: str = 'auto') -> Optional[str]:
     """Turn on automatic mixed precision for training (``--amp``).
 
@@ -143,7 +161,8 @@ def setup_amp(cfg: Config, device: str, amp: str = 'auto') -> Optional[str]:
     than float32 on some CPUs and slower on others, so on CPU ``'auto'``
     trains in bfloat16 only where
     :func:`~mmdrn.inference.precision.precision_decision` measured it faster,
-    and says so in the log either way.
+    and says so in the log either way. In a distributed run every process
+    follows rank 0's measurement.
 
     Args:
         cfg (Config): The config, changed in place.
@@ -177,7 +196,7 @@ def setup_amp(cfg: Config, device: str, amp: str = 'auto') -> Optional[str]:
         raise ValueError(
             "amp 'fp16' needs a CUDA device; on CPU use 'bf16', 'auto' or 'off'"
         )
-    decision = precision_decision('cpu')
+    decision = _shared_decision()
     speed = decision.speedup(torch.bfloat16)
     if amp == 'auto' and decision.dtype != torch.bfloat16:
         print_log(

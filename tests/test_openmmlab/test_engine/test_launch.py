@@ -234,3 +234,39 @@ def test_init_cpu_dist_single_process_gloo(monkeypatch):
         assert dist.get_world_size() == 1
     finally:
         dist.destroy_process_group()
+
+
+def _amp_in_rank(rank: int, port: int, out_dir: str) -> None:
+    import torch.distributed as dist
+
+    from mmdrn.inference import precision
+
+    # each rank would decide differently, from its own cache file
+    times = dict(float32=10.0, bfloat16=5.0 if rank == 0 else 20.0)
+    precision.probe_precision = lambda device_type='cpu', **kwargs: dict(times)
+    os.environ['MMDRN_PRECISION_CACHE'] = os.path.join(out_dir, f'cache{rank}.json')
+    dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2
+    )
+    try:
+        cfg = _cfg()
+        chosen = setup_amp(cfg, 'cpu', 'auto')
+        with open(os.path.join(out_dir, f'rank{rank}.txt'), 'w') as f:
+            f.write(f'{chosen} {cfg.optim_wrapper.type}')
+    finally:
+        dist.destroy_process_group()
+
+
+def test_setup_amp_follows_rank_0_in_a_distributed_run(tmp_path):
+    import torch.multiprocessing as mp
+
+    port = 29900 + os.getpid() % 90
+    # fork: the children start with this process's imports
+    mp.start_processes(
+        _amp_in_rank, args=(port, str(tmp_path)), nprocs=2, start_method='fork'
+    )
+    for rank in (0, 1):
+        text = (tmp_path / f'rank{rank}.txt').read_text()
+        assert text == 'bfloat16 CPUAmpOptimWrapper'
+    assert (tmp_path / 'cache0.json').exists()
+    assert not (tmp_path / 'cache1.json').exists()  # rank 1 did not measure
