@@ -11,6 +11,7 @@ from .atomic_io import (
 )
 from .fast_inference import FastInferenceHook
 from .launch import (
+    AMP_MODES,
     LAUNCHERS,
     init_cpu_dist,
     register_scope,
@@ -31,6 +32,7 @@ from .preemption import (
 )
 
 __all__ = [
+    'AMP_MODES',
     'LAUNCHERS',
     'CPUAmpOptimWrapper',
     'FastInferenceHook',
