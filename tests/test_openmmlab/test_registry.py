@@ -119,7 +119,7 @@ def test_config_custom_imports_register_drn(tmp_path, module):
     'blocked, scopes, heads',
     [
         ('mmseg', ['mmpretrain'], ['CAMHead']),
-        ('mmpretrain', ['mmseg'], ['CAMSegHead']),
+        ('mmpretrain', ['mmseg'], ['CAMSegHead', 'ContextHead']),
     ],
 )
 def test_registers_into_whichever_codebase_is_installed(blocked, scopes, heads):
