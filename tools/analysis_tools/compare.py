@@ -69,7 +69,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'timing (overrides --seeds, --other-seeds and --iters)',
     )
     parser.add_argument(
-        '--data-root', help='an existing demo dataset (default: the configs\')'
+        '--data-root', help="an existing demo dataset (default: the configs')"
     )
     parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
     parser.add_argument(

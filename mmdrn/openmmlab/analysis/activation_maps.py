@@ -145,9 +145,14 @@ def activation_maps(
     tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
     if scale != 1.0:
         size = [round(s * scale) for s in tensor.shape[1:]]
-        tensor = F.interpolate(
-            tensor[None].float(), size=size, mode='bilinear', align_corners=False
-        )[0].round().clamp(0, 255).to(torch.uint8)
+        tensor = (
+            F.interpolate(
+                tensor[None].float(), size=size, mode='bilinear', align_corners=False
+            )[0]
+            .round()
+            .clamp(0, 255)
+            .to(torch.uint8)
+        )
     image_size = tuple(tensor.shape[1:])
     inputs = model.data_preprocessor(dict(inputs=[tensor]), False)['inputs']
     outputs = model.backbone(inputs)

@@ -27,6 +27,7 @@ checked against the mIoU that ``tools/test.py`` logged.
 
 import glob
 import json
+import logging
 import os
 import os.path as osp
 import platform
@@ -312,9 +313,7 @@ def _tool_env(settings: StudySettings) -> Dict[str, str]:
     env = dict(os.environ)
     # The configs import mmdrn: a fresh clone works without installing it.
     repo = osp.dirname(osp.abspath(settings.tools_dir))
-    env['PYTHONPATH'] = os.pathsep.join(
-        p for p in (repo, env.get('PYTHONPATH')) if p
-    )
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (repo, env.get('PYTHONPATH')) if p)
     env['PYTHON'] = settings.python  # for tools/dist_*.sh
     return env
 
@@ -565,7 +564,9 @@ def measure_models(
     """Parameters, FLOPs and CPU inference throughput of MMSeg segmentors.
 
     FLOPs: mmengine's ``get_model_complexity_info`` for one image of
-    ``size`` (its counter counts a multiply-add as one FLOP). Throughput:
+    ``size``; its counter counts a multiply-add as one FLOP and counts
+    convolutions and matrix products only (not norms, pooling or the
+    resizing). Throughput:
     ``encode_decode`` (backbone, head, bilinear upsampling of the logits to
     the input size) on a random float32 batch, in ``torch.inference_mode``
     on ``threads`` CPU threads; the models are timed in turns (A B C A B C
@@ -587,6 +588,7 @@ def measure_models(
         ``img_per_s_turns``, ``backbone``/``decode_head`` class paths.
     """
     from mmengine.analysis import get_model_complexity_info
+    from mmengine.logging import MMLogger
     from torch.utils.benchmark import Timer
 
     check_int('batch', batch)
@@ -594,11 +596,19 @@ def measure_models(
     check_int('rounds', rounds)
     results = {}
     wrapped = {}
+    logger = MMLogger.get_current_instance()
     for name, model in models.items():
         wrapped[name] = _Inference(model.eval(), size)
-        info = get_model_complexity_info(
-            wrapped[name], input_shape=(3, *size), show_table=False, show_arch=False
-        )
+        # The counter warns about every operator it does not count (norms,
+        # pooling, resizing): a page of warnings per model.
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            info = get_model_complexity_info(
+                wrapped[name], input_shape=(3, *size), show_table=False, show_arch=False
+            )
+        finally:
+            logger.setLevel(level)
         results[name] = dict(
             params=int(sum(p.numel() for p in model.parameters())),
             flops=int(info['flops']),
@@ -615,7 +625,9 @@ def measure_models(
                 module(inputs)
             for _ in range(rounds):
                 for name, module in wrapped.items():
-                    timer = Timer('module(inputs)', globals=dict(module=module, inputs=inputs))
+                    timer = Timer(
+                        'module(inputs)', globals=dict(module=module, inputs=inputs)
+                    )
                     measurement = timer.blocked_autorange(min_run_time=seconds)
                     results[name]['img_per_s_turns'].append(batch / measurement.median)
     finally:
@@ -639,9 +651,7 @@ def _summaries(
     for key in settings.models:
         results = runs[key]
         miou = [r['mIoU'] for r in results]
-        per_class = {
-            c: spread([r['IoU'][c] for r in results]) for c in CLASSES
-        }
+        per_class = {c: spread([r['IoU'][c] for r in results]) for c in CLASSES}
         out[key] = dict(
             seeds=[r['seed'] for r in results],
             mIoU=spread(miou),
@@ -657,12 +667,18 @@ def _markdown(
     headline: Optional[Dict[str, Any]],
     meta: Dict[str, Any],
 ) -> str:
-    lines = [
-        '| model | backbone | head | seeds | mIoU | '
-        + ' | '.join(SMALL_CLASSES)
-        + ' | params (M) | FLOPs (G) | CPU img/s |',
-        '| --- ' * (9 + len(SMALL_CLASSES) - 3) + '|',
+    columns = [
+        'model',
+        'backbone',
+        'head',
+        'seeds',
+        'mIoU',
+        *SMALL_CLASSES,
+        'params (M)',
+        'FLOPs (G)',
+        'CPU img/s',
     ]
+    lines = ['| ' + ' | '.join(columns) + ' |', '| --- ' * len(columns) + '|']
     for key in settings.models:
         model, s, m = _BY_KEY[key], summary[key], measured[key]
         cells = [
@@ -693,7 +709,8 @@ def _markdown(
         lines += [headline['sentence'], '']
     lines += [
         f'Settings: {meta["iterations"]}; mean ± sample standard deviation over '
-        f'seeds; FLOPs: mmengine\'s counter (a multiply-add counts as one) for one '
+        f"seeds; FLOPs: mmengine's counter (convolutions, a multiply-add counts "
+        f'as one) for one '
         f'{meta["input_size"][0]}x{meta["input_size"][1]} image; CPU img/s: '
         f'batch {settings.speed_batch}, float32, {settings.speed_threads} '
         f'thread(s), median of {settings.speed_rounds} turns. Wall time '
@@ -840,13 +857,17 @@ def run_study(
     log('drawing the pictures')
     groups = [*CLASSES, 'mIoU']
     means = np.array(
-        [[summary[k]['IoU'][c][0] for c in CLASSES] + [summary[k]['mIoU'][0]]
-         for k in settings.models]
+        [
+            [summary[k]['IoU'][c][0] for c in CLASSES] + [summary[k]['mIoU'][0]]
+            for k in settings.models
+        ]
     )
     stds = np.array(
         [
-            [np.nan if v[1] is None else v[1] for v in
-             [*(summary[k]['IoU'][c] for c in CLASSES), summary[k]['mIoU']]]
+            [
+                np.nan if v[1] is None else v[1]
+                for v in [*(summary[k]['IoU'][c] for c in CLASSES), summary[k]['mIoU']]
+            ]
             for k in settings.models
         ]
     )
@@ -922,7 +943,6 @@ def _input_size(segmentor: nn.Module) -> Tuple[int, int]:
     size = getattr(segmentor.data_preprocessor, 'size', None)
     if size is None:
         raise ValueError(
-            'the models need a fixed input size (data_preprocessor.size) to '
-            'be measured'
+            'the models need a fixed input size (data_preprocessor.size) to be measured'
         )
     return tuple(size)

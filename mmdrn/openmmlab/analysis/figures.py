@@ -8,6 +8,7 @@
   channel-mean activation maps of each model's chosen levels.
 """
 
+import textwrap
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -80,6 +81,11 @@ def plot_scores(
     return out_file
 
 
+def _wrap(title: str) -> str:
+    """Break long column titles so that they fit their column."""
+    return textwrap.fill(title, 16)
+
+
 def _grid(plt, rows: int, cols: int, cell: float = 1.6):
     fig, axes = plt.subplots(
         rows, cols, figsize=(cols * cell, rows * cell + 0.4), squeeze=False
@@ -123,7 +129,7 @@ def plot_predictions(
     colours = np.zeros((256, 3), np.uint8)
     colours[: len(palette)] = np.asarray(palette, np.uint8)
     colours[255] = 0  # ignored pixels: black
-    titles = ['image', 'ground truth', *predictions]
+    titles = ['image', 'ground truth', *(_wrap(name) for name in predictions)]
     fig, axes = _grid(plt, len(images), len(titles))
     for row, (image, truth) in enumerate(zip(images, truths)):
         tiles = [image, colours[truth]]
@@ -172,7 +178,7 @@ def plot_activation_maps(
             )
     titles = ['image']
     for name, per_image in maps.items():
-        titles += [f'{name}\n{level}' for level, _ in per_image[0]]
+        titles += [f'{_wrap(name)}\n{level}' for level, _ in per_image[0]]
     fig, axes = _grid(plt, len(images), len(titles))
     for row, image in enumerate(images):
         axes[row, 0].imshow(image, interpolation='nearest')

@@ -73,7 +73,9 @@ def test_bad_arguments_are_named(drn_a):
 
 
 def test_load_segmentor_loads_every_key(tmp_path, drn_a):
-    state = {k: v + 1 if v.is_floating_point() else v for k, v in drn_a.state_dict().items()}
+    state = {
+        k: v + 1 if v.is_floating_point() else v for k, v in drn_a.state_dict().items()
+    }
     path = tmp_path / 'ckpt.pth'
     torch.save(dict(state_dict=state), path)
     loaded = load_segmentor(str(DRN_A), str(path))
@@ -95,4 +97,6 @@ def test_the_picture_is_written(tmp_path, drn_a):
     with Image.open(out) as picture:
         assert picture.size[0] > picture.size[1] > 0
     with pytest.raises(ValueError, match='has maps for 1 of 2 images'):
-        plot_activation_maps(images, {'x': maps['DRN-A-18'][:1]}, str(tmp_path / 'y.png'))
+        plot_activation_maps(
+            images, {'x': maps['DRN-A-18'][:1]}, str(tmp_path / 'y.png')
+        )

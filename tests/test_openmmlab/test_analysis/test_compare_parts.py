@@ -246,8 +246,12 @@ def test_settings_reject_bad_values(tmp_path):
 
 def test_measure_models_counts_and_times_each_model():
     segmentor = load_segmentor(str(DEMO / DEMO_MODELS[3].config))
-    small = measure_models({'r18': segmentor}, (32, 32), batch=1, rounds=2, seconds=0.01)
-    large = measure_models({'r18': segmentor}, (64, 64), batch=1, rounds=1, seconds=0.01)
+    small = measure_models(
+        {'r18': segmentor}, (32, 32), batch=1, rounds=2, seconds=0.01
+    )
+    large = measure_models(
+        {'r18': segmentor}, (64, 64), batch=1, rounds=1, seconds=0.01
+    )
     entry = small['r18']
     assert entry['backbone'] == 'mmseg.models.backbones.resnet.ResNetV1c'
     assert entry['decode_head'] == 'mmseg.models.decode_heads.fcn_head.FCNHead'
@@ -255,4 +259,6 @@ def test_measure_models_counts_and_times_each_model():
     # fully convolutional: four times the pixels, four times the FLOPs
     assert large['r18']['flops'] == 4 * entry['flops'] > 0
     assert len(entry['img_per_s_turns']) == 2
-    assert entry['img_per_s'] == pytest.approx(float(np.median(entry['img_per_s_turns'])))
+    assert entry['img_per_s'] == pytest.approx(
+        float(np.median(entry['img_per_s_turns']))
+    )
