@@ -20,3 +20,10 @@ test-slow: install
 lint:
 	$(PYTHON) -m ruff check mmdrn tools tests configs
 	$(PYTHON) -m ruff format --check mmdrn tools tests
+
+# DRNs vs MMSegmentation's dilated ResNets on the demo data (README): nine
+# trainings of 1,000 iterations. `make compare COMPARE_ARGS=--quick` is a try-out.
+COMPARE_ARGS ?=
+.PHONY: compare
+compare: install
+	$(PYTHON) tools/analysis_tools/compare.py $(COMPARE_ARGS)
