@@ -17,12 +17,12 @@ from mmdrn.openmmlab.analysis.compare import (
     class_iou,
     compare_pair,
     data_options,
-    measure_models,
     run_plan,
     schedule_options,
     spread,
     tool_command,
 )
+from mmdrn.openmmlab.analysis.measure import measure_models
 
 REPO = Path(__file__).resolve().parents[3]
 DEMO = REPO / 'configs' / 'demo'
