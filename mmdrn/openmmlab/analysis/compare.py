@@ -708,12 +708,16 @@ def run_study(
         )
     plan = run_plan(settings.models, settings.seeds, settings.other_seeds)
     log(f'{len(plan)} runs: ' + ', '.join(f'{k} seed {s}' for k, s in plan))
-    with ThreadPoolExecutor(settings.jobs) as pool:
+    pool = ThreadPoolExecutor(settings.jobs)
+    try:
         futures = [
             pool.submit(_run_one, _BY_KEY[key], seed, settings, log)
             for key, seed in plan
         ]
         results = [future.result() for future in futures]
+    finally:
+        # after a failed run, start no other (those under way finish)
+        pool.shutdown(wait=True, cancel_futures=True)
     runs: Dict[str, List[dict]] = {key: [] for key in settings.models}
     for (key, _), result in zip(plan, results):
         runs[key].append(result)

@@ -262,3 +262,47 @@ def test_measure_models_counts_and_times_each_model():
     assert entry['img_per_s'] == pytest.approx(
         float(np.median(entry['img_per_s_turns']))
     )
+
+
+def _settings(tmp_path, **kwargs):
+    tools = str(REPO / 'tools')
+    return StudySettings(
+        configs_dir=str(DEMO), tools_dir=tools, work_dir=str(tmp_path), **kwargs
+    )
+
+
+def test_a_failed_run_stops_the_study(tmp_path, monkeypatch):
+    from mmdrn.openmmlab.analysis import compare
+
+    calls = []
+
+    def failing_run(model, seed, settings, log):
+        calls.append((model.key, seed))
+        raise RuntimeError('tools/train.py failed')
+
+    monkeypatch.setattr(compare, '_run_one', failing_run)
+    with pytest.raises(RuntimeError, match='tools/train.py failed'):
+        compare.run_study(_settings(tmp_path), log=lambda message: None)
+    assert calls == [('drn-a-18', 0)]  # no other run was started
+
+
+def test_results_are_kept_unless_resumed(tmp_path):
+    from mmdrn.openmmlab.analysis import compare
+
+    (tmp_path / 'compare.md').write_text('an earlier study')
+    with pytest.raises(ValueError, match='already holds results'):
+        compare.run_study(_settings(tmp_path))
+    assert (tmp_path / 'compare.md').read_text() == 'an earlier study'
+
+    run_dir = tmp_path / 'runs' / 'drn-c-26' / 'seed1'
+    run_dir.mkdir(parents=True)
+    (run_dir / 'result.json').write_text('{"mIoU": 12.5}')
+    model = DEMO_MODELS[1]
+    with pytest.raises(ValueError, match='result.json exists: pass resume=True'):
+        compare._run_one(model, 1, _settings(tmp_path), print)
+    reused = compare._run_one(model, 1, _settings(tmp_path, resume=True), print)
+    assert reused == {'mIoU': 12.5}
+    (run_dir / 'result.json').unlink()
+    (run_dir / 'last_checkpoint').write_text('iter_10.pth')
+    with pytest.raises(ValueError, match='holds an unfinished training'):
+        compare._run_one(model, 1, _settings(tmp_path), print)
