@@ -12,7 +12,7 @@ Examples::
     python tools/analysis_tools/activation_maps.py \\
         --model configs/demo/fcn_drn-a-18-d8_1xb8-1k_drn-demo-64x64.py A.pth \\
         --model configs/demo/fcn_drn-c-26-d8_1xb8-1k_drn-demo-64x64.py C.pth \\
-        --images data/drn_demo/img_dir/val/000000.png --out gridding.png
+        --images data/drn_demo/img_dir/val/scene_00000.png --out gridding.png
     python tools/analysis_tools/activation_maps.py --model CONFIG CKPT \\
         --images street.jpg --levels -1 --scale 2
 """

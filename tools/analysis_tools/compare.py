@@ -101,8 +101,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--gridding-scale',
         type=float,
-        default=1.0,
-        help='enlarge the scenes by this factor for the activation maps',
+        default=4.0,
+        help='enlarge the scenes by this factor for the activation maps (at '
+        '64x64 they are 8x8)',
     )
     parser.add_argument(
         '--cfg-options',
