@@ -13,6 +13,7 @@ _base_ = [
     '../_base_/models/fcn_drn-d8.py',
     '../_base_/datasets/drn_demo.py',
     'mmseg::_base_/default_runtime.py',
+    './_base_/schedule_drn-demo-1k.py',
 ]
 crop_size = (64, 64)
 # One CPU process: plain BN (SyncBN would be reverted anyway).
@@ -28,30 +29,8 @@ model = dict(
             type='CrossEntropyLoss',
             use_sigmoid=False,
             loss_weight=1.0,
-            class_weight=[0.39, 0.31, 0.57, 1.3, 1.11, 1.52, 1.81],
+            class_weight={{_base_.class_weight}},
         ),
     ),
 )
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-3, betas=(0.9, 0.999), weight_decay=0.01),
-)
-param_scheduler = [
-    dict(type='PolyLR', power=0.9, eta_min=0.0, begin=0, end=1000, by_epoch=False)
-]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=1000, val_interval=500)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=10, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(
-        type='CheckpointHook', by_epoch=False, interval=500, max_keep_ckpts=1
-    ),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    # Draw every test image when asked to (tools/test.py --show-dir).
-    visualization=dict(type='SegVisualizationHook', interval=1),
-)
 env_cfg = dict(cudnn_benchmark=False)
-randomness = dict(seed=0)

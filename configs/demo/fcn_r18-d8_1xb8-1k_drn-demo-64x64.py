@@ -12,6 +12,7 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
     './_base_/schedule_drn-demo-1k.py',
 ]
+custom_imports = dict(imports=['mmdrn.openmmlab'], allow_failed_imports=False)
 crop_size = (64, 64)
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
@@ -27,7 +28,7 @@ model = dict(
         dropout_ratio=0.0,
         num_classes=7,
         norm_cfg=norm_cfg,
-        loss_decode=dict(class_weight={{_base_.class_weight}}),
+        loss_decode=dict(class_weight={{_base_.class_weight}}, avg_non_ignore=True),
     ),
     auxiliary_head=None,
 )
