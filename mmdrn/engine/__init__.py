@@ -2,7 +2,7 @@
 device and launcher, a CPU mixed-precision optimizer wrapper, atomic
 checkpoint writing, and a hook that stops training at a NaN/Inf loss."""
 
-from .atomic_io import enable_atomic_checkpoints, find_resumable_checkpoint
+from .atomic_io import enable_atomic_checkpoints, remove_stale_temp_files
 from .launch import (
     LAUNCHERS,
     init_cpu_dist,
@@ -11,22 +11,35 @@ from .launch import (
     setup_amp,
     setup_device,
     setup_out,
-    setup_resume,
     setup_show_dir,
 )
 from .nan_guard import NaNGuardHook, NonFiniteLossError, add_nan_guard
 from .optim_wrapper import CPUAmpOptimWrapper
+from .resume import find_resumable_checkpoint, setup_resume
+from .strict_load import (
+    CheckpointMismatchError,
+    StrictLoadHook,
+    check_fit,
+    describe_state_dict,
+    load_checkpoint_strict,
+)
 
 __all__ = [
     'LAUNCHERS',
     'CPUAmpOptimWrapper',
+    'CheckpointMismatchError',
+    'StrictLoadHook',
     'NaNGuardHook',
     'NonFiniteLossError',
     'add_nan_guard',
+    'check_fit',
+    'describe_state_dict',
     'enable_atomic_checkpoints',
     'find_resumable_checkpoint',
     'init_cpu_dist',
+    'load_checkpoint_strict',
     'register_scope',
+    'remove_stale_temp_files',
     'revert_sync_bn',
     'setup_amp',
     'setup_device',

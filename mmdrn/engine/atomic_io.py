@@ -12,13 +12,16 @@ destination with :func:`os.replace` (atomic on POSIX and Windows within one
 file system), and ``fsync``\\ s the directory so the rename itself survives a
 power loss. A crash at any moment leaves the destination either as it was or
 completely written; at worst a hidden ``.<name>.<pid>.<random>.tmp`` file
-remains next to it. :func:`enable_atomic_checkpoints` makes it mmengine's
+remains next to it, which the next write into that directory (by any later
+process) removes, see :func:`remove_stale_temp_files`.
+:func:`enable_atomic_checkpoints` makes it mmengine's
 backend for local paths, so ``save_checkpoint``, the ``CheckpointHook`` and
 everything else that writes through ``mmengine.fileio`` become atomic.
 
 mmengine's ``CheckpointHook`` writes the small ``last_checkpoint`` pointer
-file with a plain ``open``; :func:`find_resumable_checkpoint` therefore
-does not trust it blindly and falls back to the newest complete checkpoint.
+file with a plain ``open``; :func:`mmdrn.engine.resume.find_resumable_checkpoint`
+therefore does not trust it blindly and falls back to the newest complete
+checkpoint.
 
 Example:
     >>> from mmdrn.engine.atomic_io import enable_atomic_checkpoints
@@ -26,29 +29,34 @@ Example:
 """
 
 import contextlib
-import glob
 import io
+import logging
 import os
+import re
 import secrets
-import zipfile
-from typing import Any, Optional, Union
+from typing import Any, List, Set, Union
 
 import torch
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.fileio import io as mmengine_io
+from mmengine.logging import print_log
 
 __all__ = [
     'AtomicLocalBackend',
     'atomic_save',
     'atomic_write',
     'enable_atomic_checkpoints',
-    'find_resumable_checkpoint',
+    'remove_stale_temp_files',
 ]
 
 PathLike = Union[str, os.PathLike]
 # os.write may write less than asked; bounded chunks also keep each system
 # call (and the memoryview slice) small for multi-GB checkpoints.
 _CHUNK = 1 << 24
+# atomic_write's temporary files: .<name>.<pid>.<8 hex digits>.tmp
+_TEMP_NAME = re.compile(r'\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp')
+# directories this process has already cleared of stale temporary files
+_SWEPT: Set[str] = set()
 
 
 def _write_all(fd: int, data: Union[bytes, bytearray, memoryview]) -> None:
@@ -75,6 +83,62 @@ def _fsync_directory(directory: str) -> None:
             os.close(fd)
 
 
+def _process_exists(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if os.name != 'posix':
+        return True  # os.kill would end the process on Windows: keep the file
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
+def remove_stale_temp_files(directory: PathLike) -> List[str]:
+    """Remove the temporary files of interrupted :func:`atomic_write` calls.
+
+    A process killed during a write (SIGKILL, SIGTERM without a handler, the
+    OOM killer) leaves its hidden ``.<name>.<pid>.<random>.tmp`` file. Files
+    of that pattern whose process no longer exists are removed; those of
+    running processes (a write in progress) are kept.
+
+    Args:
+        directory (str | PathLike): Where to look (not recursive).
+
+    Returns:
+        list[str]: The removed files.
+    """
+    directory = os.fspath(directory)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        found = _TEMP_NAME.fullmatch(name)
+        if found is None or _process_exists(int(found.group('pid'))):
+            continue
+        path = os.path.join(directory, name)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+            removed.append(path)
+    return removed
+
+
+def _sweep_once(directory: str) -> None:
+    """Clear ``directory`` of stale temporary files, once per process."""
+    if directory in _SWEPT:
+        return
+    _SWEPT.add(directory)
+    for path in remove_stale_temp_files(directory):
+        print_log(
+            f'removed {path}, left by an interrupted save', 'current', logging.WARNING
+        )
+
+
 def atomic_write(
     path: PathLike,
     data: Union[bytes, bytearray, memoryview, str],
@@ -94,6 +158,10 @@ def atomic_write(
         data (bytes | bytearray | memoryview | str): The content; ``str`` is
             encoded with ``encoding``.
         encoding (str): Encoding of ``str`` data. Default: ``'utf-8'``.
+
+    The first write into a directory in a process also removes what
+    interrupted writes of earlier processes left there
+    (:func:`remove_stale_temp_files`).
 
     Raises:
         TypeError: ``data`` is not bytes-like or str.
@@ -126,6 +194,7 @@ def atomic_write(
             os.unlink(tmp)
         raise
     _fsync_directory(directory)
+    _sweep_once(directory)
 
 
 def atomic_save(obj: Any, path: PathLike) -> None:
@@ -181,38 +250,3 @@ def enable_atomic_checkpoints() -> None:
     cache = mmengine_io.backend_instances
     for key in [k for k, v in cache.items() if type(v) is LocalBackend]:
         del cache[key]
-
-
-def _is_complete(path: str) -> bool:
-    # torch.save's format is a zip archive, whose directory sits at the end
-    # of the file: a truncated file has none.
-    return os.path.isfile(path) and zipfile.is_zipfile(path)
-
-
-def find_resumable_checkpoint(work_dir: PathLike) -> Optional[str]:
-    """The checkpoint ``--resume`` should load from ``work_dir``.
-
-    The file named by ``work_dir/last_checkpoint`` if that names a complete
-    checkpoint; otherwise (no pointer, an empty or torn pointer, or a
-    missing/truncated file, e.g. written before atomic saving was enabled)
-    the most recently modified complete ``*.pth`` file of ``work_dir``.
-
-    Args:
-        work_dir (str | PathLike): The training's work directory.
-
-    Returns:
-        str | None: A checkpoint path, or None when there is none.
-    """
-    work_dir = os.fspath(work_dir)
-    pointer = os.path.join(work_dir, 'last_checkpoint')
-    if os.path.isfile(pointer):
-        with open(pointer, encoding='utf-8') as f:
-            named = f.read().strip()
-        if named and _is_complete(named):
-            return named
-    candidates = [
-        p for p in glob.glob(os.path.join(work_dir, '*.pth')) if _is_complete(p)
-    ]
-    if not candidates:
-        return None
-    return max(candidates, key=os.path.getmtime)
