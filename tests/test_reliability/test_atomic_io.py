@@ -30,8 +30,9 @@ from mmdrn.engine.atomic_io import (
     atomic_save,
     atomic_write,
     enable_atomic_checkpoints,
-    find_resumable_checkpoint,
+    remove_stale_temp_files,
 )
+from mmdrn.engine.resume import find_resumable_checkpoint
 from mmdrn.utils import CheckpointError, load_file
 
 ATOMIC_IO = Path(atomic_io.__file__)
@@ -206,7 +207,9 @@ def test_sigkill_while_saving_leaves_a_loadable_checkpoint(tmp_path):
     saved = load_file(path)
     assert saved['step'] >= 2
     assert torch.all(saved['w'] == saved['step'])
-    assert find_resumable_checkpoint(tmp_path) == str(path)
+    # a kill during a write leaves its temporary file, which is then removed
+    remove_stale_temp_files(tmp_path)
+    assert os.listdir(tmp_path) == ['iter.pth']
 
 
 def test_atomic_write_replaces_content_follows_links_and_keeps_umask(tmp_path):
@@ -266,3 +269,24 @@ def test_find_resumable_checkpoint_does_not_trust_a_torn_pointer(tmp_path):
     new.write_bytes(data[: len(data) // 2])
     pointer.write_text(str(new))
     assert find_resumable_checkpoint(tmp_path) == str(old)
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, '-c', 'pass'])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_temp_files_are_removed_by_the_next_write(tmp_path):
+    """A killed save leaves .<name>.<pid>.<random>.tmp; the first write into
+    that directory by a later process removes it, and only files of that
+    pattern whose process is gone."""
+    stale = tmp_path / f'.iter_4.pth.{_dead_pid()}.0123abcd.tmp'
+    stale.write_bytes(b'PK half a checkpoint')
+    live = tmp_path / f'.iter_6.pth.{os.getppid()}.0123abcd.tmp'  # being written
+    live.write_bytes(b'PK')
+    other = tmp_path / '.notes.1.tmp'  # not ours
+    other.write_text('x')
+    atomic_save(_checkpoint(1.0), tmp_path / 'iter_2.pth')
+    assert sorted(os.listdir(tmp_path)) == sorted(['iter_2.pth', live.name, other.name])
+    assert remove_stale_temp_files(tmp_path) == []
