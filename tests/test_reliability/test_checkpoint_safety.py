@@ -326,6 +326,10 @@ _CUTS = {
     'half': lambda data: data[: len(data) // 2],
     'last_byte_missing': lambda data: data[:-1],
     'garbage': lambda data: b'not a checkpoint\n' * 8,
+    # text whose first byte is a pickle opcode: 'h' (BINGET) made torch's
+    # unpickler raise KeyError: 101, 's' (SETITEM) IndexError
+    'text_hello': lambda data: b'hello, these are not weights\n',
+    'text_see_readme': lambda data: b'see README.md for the download link\n',
 }
 _EXPLAINED = (
     'truncated or corrupt',
@@ -349,6 +353,19 @@ def test_load_file_explains_damaged_files(damaged):
     message = str(info.value)
     assert repr(str(damaged)) in message
     assert any(reason in message for reason in _EXPLAINED), message
+
+
+@pytest.mark.parametrize('cut', ['text_hello', 'text_see_readme', 'garbage'])
+def test_load_file_says_a_text_file_is_not_a_checkpoint(tmp_path, cut):
+    path = tmp_path / 'weights.pth'
+    path.write_bytes(_CUTS[cut](b''))
+    with pytest.raises(CheckpointError) as info:
+        load_file(path)
+    assert str(info.value) == (
+        f'cannot read checkpoint {str(path)!r}: it is not a file written by '
+        f'torch.save (it begins with {path.read_bytes()[:16]!r}; torch.save '
+        f'writes a zip archive, or a pickle in its legacy format)'
+    )
 
 
 def test_backbone_loaders_explain_damaged_files(damaged, mmengine_loader):
