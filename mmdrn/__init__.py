@@ -1,25 +1,22 @@
-"""mmdrn: Dilated Residual Networks for MMSegmentation, mmpretrain and timm.
+"""mmdrn: Dilated Residual Networks for timm, MMSegmentation and mmpretrain.
 
-``import mmdrn`` registers every component: the ``drn_*`` timm models, and
-the backbones, necks, heads, metrics, datasets, transforms, hooks and
-optimizer wrappers in the MMSegmentation and mmpretrain registries.
-
-It also makes mmengine's checkpoint handling safe on torch >= 2.6:
-mmengine's own checkpoints load with ``weights_only`` still on (a narrow
-allow-list, :mod:`mmdrn.utils.mmengine_compat`), every local checkpoint mmengine
-reads goes through :func:`mmdrn.utils.load_file` (clear errors, never runs
-pickled code), and checkpoints are written atomically
-(:mod:`mmdrn.engine.atomic_io`), so the last one always loads.
+``import mmdrn`` registers the ``drn_*`` timm models and needs only torch and
+timm. The OpenMMLab layer (config type names, hooks, mmengine integration) is
+:mod:`mmdrn.openmmlab`; ``import mmdrn`` loads it too when mmengine is
+already imported (a config's ``custom_imports=dict(imports=['mmdrn'])``, the
+tools) and MMSegmentation or mmpretrain is installed, so configs need nothing
+else.
 """
 
-from .utils import allow_mmengine_checkpoints, register_mmengine_loader
+import importlib.util
+import sys
+
+from . import backbones  # noqa: F401  (registers the drn_* timm models)
 from .version import __version__
 
-allow_mmengine_checkpoints()
-register_mmengine_loader()
-
-from . import backbones, datasets, engine, evaluation, heads, necks  # noqa: E402,F401
-
-engine.enable_atomic_checkpoints()
+if 'mmengine' in sys.modules and any(
+    importlib.util.find_spec(name) for name in ('mmseg', 'mmpretrain')
+):
+    from . import openmmlab  # noqa: F401
 
 __all__ = ['__version__']

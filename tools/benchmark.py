@@ -340,7 +340,7 @@ def _build_config_model(path: str, with_cp: bool, shape: Tuple[int, int]) -> Any
     from mmengine.model import revert_sync_batchnorm
     from mmengine.registry import init_default_scope
 
-    from mmdrn.engine import register_scope
+    from mmdrn.openmmlab.engine import register_scope
 
     cfg = _load_config(path, with_cp, shape)
     scope = register_scope(cfg)
@@ -388,7 +388,7 @@ def build_model(spec: str, with_cp: bool, shape: Tuple[int, int]) -> Dict[str, A
         trained with a 1x1 classifier; ``'mmseg'``/``'mmpretrain'``: a
         config model, trained with its own ``train_step``).
     """
-    import mmdrn  # noqa: F401  (drn_* timm models, registries)
+    import mmdrn.openmmlab  # noqa: F401  (drn_* timm models, registries)
 
     if spec.startswith('plain:'):
         if with_cp:
@@ -463,7 +463,7 @@ def _optim_wrapper(model: nn.Module, dtype: torch.dtype, device: str) -> Any:
         return OptimWrapper(optimizer)
     if device == 'cuda':
         return AmpOptimWrapper(optimizer=optimizer, dtype=dtype)
-    from mmdrn.engine import CPUAmpOptimWrapper
+    from mmdrn.openmmlab.engine import CPUAmpOptimWrapper
 
     return CPUAmpOptimWrapper(optimizer=optimizer)
 
@@ -1206,8 +1206,8 @@ def agreement(
     from mmengine.model import revert_sync_batchnorm
     from mmengine.registry import init_default_scope
 
-    from mmdrn.engine import register_scope
     from mmdrn.inference import optimize_for_inference
+    from mmdrn.openmmlab.engine import register_scope
     from mmdrn.utils import load_file
 
     cfg = Config.fromfile(config)

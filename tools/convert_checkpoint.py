@@ -83,7 +83,7 @@ def convert(
         match_state_dict,
         unwrap_state_dict,
     )
-    from mmdrn.heads.cam_head import image_classifier_keys
+    from mmdrn.heads import image_classifier_keys
 
     layout = detect_layout(unwrap_state_dict(checkpoint))
     net = timm.create_model(model)
@@ -131,7 +131,7 @@ def save_new(obj: Any, dst: str, force: bool = False) -> None:
     Raises:
         FileExistsError: ``dst`` exists and ``force`` is False.
     """
-    from mmdrn.engine.atomic_io import atomic_save
+    from mmdrn.openmmlab.engine.atomic_io import atomic_save
 
     if force:
         atomic_save(obj, dst)

@@ -3,7 +3,7 @@
 A thin wrapper on mmengine's ``Runner``, like ``tools/train.py``. The
 checkpoint must fit the config's model (every key, every shape); a file of
 another model is refused with an error that says what it holds
-(:class:`mmdrn.engine.StrictLoadHook`).
+(:class:`mmdrn.openmmlab.engine.StrictLoadHook`).
 
 Examples::
 
@@ -101,8 +101,8 @@ def main(argv: Optional[List[str]] = None) -> Any:
         os.environ['CUDA_VISIBLE_DEVICES'] = '-1'
     from mmengine.runner import Runner
 
-    import mmdrn  # noqa: F401  (registration, safe checkpoint loading)
-    from mmdrn.engine import (
+    import mmdrn.openmmlab  # noqa: F401  (registration, safe checkpoint loading)
+    from mmdrn.openmmlab.engine import (
         StrictLoadHook,
         register_scope,
         setup_device,
@@ -138,7 +138,7 @@ def main(argv: Optional[List[str]] = None) -> Any:
     # would give a metric that looks like a result.
     runner.register_hook(StrictLoadHook(args.checkpoint, args.allow_partial_load))
     if args.fast:
-        from mmdrn.inference import FastInferenceHook
+        from mmdrn.openmmlab.engine import FastInferenceHook
 
         runner.register_hook(
             FastInferenceHook(dtype=args.fast_dtype, compile=args.compile)

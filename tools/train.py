@@ -1,8 +1,9 @@
 """Train a model from an MMSegmentation or mmpretrain config.
 
 A thin wrapper on mmengine's ``Runner``: the codebase is chosen from the
-config's ``default_scope``; ``import mmdrn`` registers mmdrn's components and
-makes mmengine's checkpoints loadable with ``weights_only=True``.
+config's ``default_scope``; ``import mmdrn.openmmlab`` registers mmdrn's
+components, makes mmengine's checkpoints loadable with ``weights_only=True``
+and its checkpoint writes atomic (see the README for switching these off).
 
 Examples::
 
@@ -73,10 +74,9 @@ def main(argv: Optional[List[str]] = None) -> Any:
         os.environ['CUDA_VISIBLE_DEVICES'] = '-1'
     from mmengine.runner import Runner
 
-    import mmdrn  # noqa: F401  (registration, safe checkpoint loading)
-    from mmdrn.engine import (
+    import mmdrn.openmmlab  # noqa: F401  (registration, safe checkpoint loading)
+    from mmdrn.openmmlab.engine import (
         add_nan_guard,
-        enable_atomic_checkpoints,
         register_scope,
         setup_amp,
         setup_device,
@@ -99,8 +99,6 @@ def main(argv: Optional[List[str]] = None) -> Any:
     # Stop at the first NaN/Inf loss, before a broken checkpoint is written.
     add_nan_guard(cfg)
 
-    # A checkpoint file is then complete or absent, whenever the run dies.
-    enable_atomic_checkpoints()
     runner = Runner.from_cfg(cfg)
     try:
         return runner.train()

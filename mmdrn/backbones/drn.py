@@ -96,6 +96,7 @@ from timm.models import (
 )
 
 from ..utils import load_file
+from ..utils.validation import check_float, check_int, check_level_indices
 from .drn_weights import convert_state_dict, match_state_dict, unwrap_state_dict
 
 __all__ = ['DRN', 'BasicBlock', 'Bottleneck', 'ConvLevel', 'Downsample']
@@ -423,7 +424,26 @@ def _checkpoint(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _check_input(x: torch.Tensor, in_chans: int) -> None:
-    """Refuse inputs that are not ``N x in_chans x H x W`` with a clear error."""
+    """Refuse inputs that are not float ``N x in_chans x H x W`` tensors.
+
+    Images straight from a decoder (uint8, numpy arrays, PIL) are the usual
+    mistake; the message says how to convert them.
+    """
+    expected = (
+        f'a float tensor N x C x H x W with C = in_chans (in_channels) = {in_chans}'
+    )
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f'DRN expects {expected}, got a {type(x).__name__}; convert images with '
+            'timm.data transforms (timm.data.create_transform(**timm.data.'
+            'resolve_model_data_config(model))) or torch.as_tensor(...)'
+        )
+    if not x.is_floating_point():
+        raise TypeError(
+            f'DRN expects {expected}, got dtype {x.dtype}; convert uint8 images '
+            f"with x.float() / 255 and normalise with the model's mean/std "
+            f"(model.pretrained_cfg['mean'], ['std']), or use timm.data transforms"
+        )
     if x.dim() != 4 or x.shape[1] != in_chans:
         raise ValueError(
             'DRN expects images of shape N x C x H x W with C = in_chans '
@@ -518,15 +538,9 @@ class DRN(nn.Module):
         _check_choice(f'depth of DRN-{arch}', depth, sorted(_ARCHS[arch]))
         _check_choice('output_stride', output_stride, OUTPUT_STRIDES)
         _check_choice('global_pool', global_pool, _POOL_TYPES)
-        if not isinstance(in_chans, int) or in_chans < 1:
-            raise ValueError(f'in_chans must be a positive int, got {in_chans!r}')
-        if not isinstance(num_classes, int) or num_classes < 0:
-            raise ValueError(f'num_classes must be an int >= 0, got {num_classes!r}')
-        if (
-            not isinstance(drop_rate, (int, float))
-            or isinstance(drop_rate, bool)
-            or not 0.0 <= drop_rate < 1.0
-        ):
+        check_int('in_chans', in_chans)
+        check_int('num_classes', num_classes, minimum=0)
+        if not 0.0 <= check_float('drop_rate', drop_rate, '[0, 1)') < 1.0:
             raise ValueError(f'drop_rate must be a float in [0, 1), got {drop_rate!r}')
         norm_layer = _resolve_layer('norm_layer', norm_layer, get_norm_layer)
         act_layer = _resolve_layer('act_layer', act_layer, get_act_layer)
@@ -821,23 +835,7 @@ class DRN(nn.Module):
 
     @torch.jit.ignore
     def _take_indices(self, indices: Optional[Union[int, Sequence[int]]]) -> List[int]:
-        n = len(self.level_names)
-        if indices is None:
-            return list(range(n))
-        if isinstance(indices, int):
-            if not 1 <= indices <= n:
-                raise ValueError(
-                    f'indices as an int takes the last n levels and must be in '
-                    f'1..{n}, got {indices}'
-                )
-            return list(range(n - indices, n))
-        bad = [i for i in indices if not isinstance(i, int) or not -n <= i < n]
-        if bad or not len(indices):
-            raise ValueError(
-                f'indices must be level indices in {list(range(n))} (or negative '
-                f'from the end), got {list(indices)!r}'
-            )
-        return sorted({i % n for i in indices})
+        return list(check_level_indices('indices', indices, len(self.level_names)))
 
     @torch.jit.ignore
     def forward_intermediates(
@@ -931,21 +929,8 @@ def checkpoint_filter_fn(
 
 
 def _check_out_indices(out_indices: Any, num_levels: int) -> Tuple[int, ...]:
-    """Validate timm's ``out_indices`` (features_only) and make them >= 0."""
-    if (
-        not isinstance(out_indices, (list, tuple))
-        or not out_indices
-        or any(
-            not isinstance(i, int) or not -num_levels <= i < num_levels
-            for i in out_indices
-        )
-    ):
-        raise ValueError(
-            f'out_indices must be a non-empty list/tuple of level indices in '
-            f'{list(range(num_levels))} (negative counts from the end), '
-            f'got {out_indices!r}'
-        )
-    return tuple(i % num_levels for i in out_indices)
+    """timm's ``out_indices`` (features_only) as increasing level indices."""
+    return check_level_indices('out_indices', out_indices, num_levels)
 
 
 def _create_drn(variant: str, pretrained: bool = False, **kwargs: Any) -> DRN:

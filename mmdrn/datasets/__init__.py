@@ -1,7 +1,9 @@
-"""mmdrn datasets: the embedded demo's procedurally drawn scenes."""
+"""mmdrn datasets: the embedded demo's procedurally drawn scenes.
+
+The registered ``DRNDemoDataset`` and ``FixedCrop`` are in
+:mod:`mmdrn.openmmlab.datasets`.
+"""
 
 from .demo_scenes import CLASSES, PALETTE, draw_scene, generate_demo_scenes
-from .drn_demo import DRNDemoDataset
-from .transforms import FixedCrop  # noqa: F401  (registers the transform)
 
-__all__ = ['CLASSES', 'PALETTE', 'DRNDemoDataset', 'draw_scene', 'generate_demo_scenes']
+__all__ = ['CLASSES', 'PALETTE', 'draw_scene', 'generate_demo_scenes']

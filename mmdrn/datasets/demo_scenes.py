@@ -15,8 +15,8 @@ The files are written in the layout of an MMSegmentation dataset::
         ann_dir/{train,val}/scene_00000.png   # class index per pixel
         meta.json                             # the generation arguments
 
-This module imports only numpy and Pillow; the MMSegmentation dataset class
-lives in :mod:`mmdrn.datasets.drn_demo`.
+The scenes are drawn with numpy and Pillow; the MMSegmentation dataset class
+lives in :mod:`mmdrn.openmmlab.datasets`.
 """
 
 import json
@@ -27,6 +27,8 @@ from typing import Dict, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from ..utils.validation import check_int
 
 __all__ = ['CLASSES', 'PALETTE', 'draw_scene', 'generate_demo_scenes']
 
@@ -318,9 +320,8 @@ def generate_demo_scenes(
         ValueError: ``root`` exists but holds something else (other
             arguments, or no ``meta.json``); it is never overwritten.
     """
-    for name, value in (('num_train', num_train), ('num_val', num_val)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f'{name} must be an int >= 1, got {value!r}')
+    check_int('num_train', num_train)
+    check_int('num_val', num_val)
     meta = dict(
         generator_version=GENERATOR_VERSION,
         num_train=num_train,

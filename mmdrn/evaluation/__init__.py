@@ -1,12 +1,8 @@
-"""mmdrn evaluation: ImageNet localization ground truth and metrics."""
+"""mmdrn evaluation: ImageNet localization ground truth and box matching.
+
+The registered metric ``ImageNetLocMetric`` is in :mod:`mmdrn.openmmlab.evaluation`.
+"""
 
 from .imagenet_loc import ImageNetBoxes, box_iou, localized, parse_imagenet_xml
-from .loc_metric import ImageNetLocMetric
 
-__all__ = [
-    'ImageNetBoxes',
-    'ImageNetLocMetric',
-    'box_iou',
-    'localized',
-    'parse_imagenet_xml',
-]
+__all__ = ['ImageNetBoxes', 'box_iou', 'localized', 'parse_imagenet_xml']

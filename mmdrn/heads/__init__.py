@@ -1,7 +1,8 @@
-"""mmdrn heads: dense class activation maps, the DRN box rule and their heads.
+"""mmdrn heads: dense class activation maps and the DRN box rule.
 
-``cam`` is plain PyTorch (also used for timm models); ``CAMHead``
-(mmpretrain) and ``CAMSegHead`` (MMSegmentation) are registered adapters.
+Plain PyTorch (also used for timm models). The registered heads ``CAMHead``
+(mmpretrain) and ``CAMSegHead`` (MMSegmentation) are in
+:mod:`mmdrn.openmmlab.heads`.
 """
 
 from .cam import (
@@ -13,16 +14,14 @@ from .cam import (
     cam_localize,
     cam_probs,
     dense_logits,
+    image_classifier_keys,
+    image_level_labels,
 )
-from .cam_head import CAMHead, image_classifier_keys
-from .cam_seg_head import CAMSegHead, image_level_labels
 
 __all__ = [
     'DEFAULT_THRESHOLD',
     'CAMBoxes',
-    'CAMHead',
     'CAMOutput',
-    'CAMSegHead',
     'cam_boxes',
     'cam_label_map',
     'cam_localize',

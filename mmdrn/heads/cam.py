@@ -41,10 +41,12 @@ Example:
     torch.Size([2, 1000, 28, 28]) torch.Size([2, 4]) torch.Size([2])
 """
 
-from typing import NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
+
+from ..utils.validation import check_threshold
 
 __all__ = [
     'DEFAULT_THRESHOLD',
@@ -55,6 +57,8 @@ __all__ = [
     'cam_boxes',
     'cam_localize',
     'cam_label_map',
+    'image_classifier_keys',
+    'image_level_labels',
 ]
 
 DEFAULT_THRESHOLD = 0.1
@@ -161,16 +165,6 @@ def cam_probs(logits: Tensor) -> Tensor:
     return logits.softmax(dim=1)
 
 
-def _check_threshold(threshold: float, name: str = 'threshold') -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-        raise TypeError(
-            f'{name} must be a float in [0, 1), got {type(threshold).__name__}'
-        )
-    if not 0.0 <= threshold < 1.0:
-        raise ValueError(f'{name} must be in [0, 1), got {threshold}')
-    return float(threshold)
-
-
 def _first_true(mask: Tensor) -> Tensor:
     """Index of the first True along the last dim (0 where there is none)."""
     # argmax returns the first maximal index, so on 0/1 data it is the first 1
@@ -210,7 +204,7 @@ def cam_boxes(
         raise ValueError(
             f'probs must be a 4-D N x K x h x w tensor, got shape {tuple(probs.shape)}'
         )
-    threshold = _check_threshold(threshold)
+    threshold = check_threshold('threshold', threshold)
     n, k, h, w = probs.shape
     if not probs.is_floating_point():
         raise TypeError(f'probs must be a floating-point tensor, got {probs.dtype}')
@@ -348,10 +342,51 @@ def cam_label_map(
         raise ValueError(
             f'probs must be a 4-D N x K x h x w tensor, got shape {tuple(probs.shape)}'
         )
-    bg_threshold = _check_threshold(bg_threshold, 'bg_threshold')
+    bg_threshold = check_threshold('bg_threshold', bg_threshold)
     if size is not None and tuple(size) != tuple(probs.shape[-2:]):
         probs = torch.nn.functional.interpolate(
             probs, size=tuple(size), mode='bilinear', align_corners=align_corners
         )
     best, labels = probs.max(dim=1)
     return torch.where(best > bg_threshold, labels + 1, torch.zeros_like(labels))
+
+
+def image_classifier_keys(state_dict: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+    """Rename a DRN state dict (fyu/drn layout) for ``ImageClassifier`` + ``CAMHead``.
+
+    ``fc.weight`` / ``fc.bias`` become ``head.fc.weight`` / ``head.fc.bias``;
+    every other key gets the ``backbone.`` prefix. Convert other layouts
+    (pytorchcv, DRNSeg) first with :func:`mmdrn.backbones.convert_state_dict`.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): Weights with fyu/drn keys, e.g. a
+            timm ``drn_*`` model's ``state_dict()``.
+
+    Returns:
+        dict[str, Tensor]: The same tensors under mmpretrain's keys.
+    """
+    return {
+        ('head.' if key.startswith('fc.') else 'backbone.') + key: value
+        for key, value in state_dict.items()
+    }
+
+
+def image_level_labels(masks: Tensor, num_classes: int, ignore_index: int) -> Tensor:
+    """Multi-hot foreground class presence of each segmentation mask.
+
+    Args:
+        masks (Tensor): ``N x 1 x H x W`` (or ``N x H x W``) integer labels.
+        num_classes (int): Classes including background 0.
+        ignore_index (int): Label that marks unlabelled pixels.
+
+    Returns:
+        Tensor: ``N x (num_classes - 1)`` float, 1 where foreground class
+        ``c`` (mask value ``c + 1``) occurs.
+    """
+    flat = masks.reshape(masks.shape[0], -1).long()
+    valid = (flat != ignore_index) & (flat > 0) & (flat < num_classes)
+    # out-of-range and ignored pixels land in an extra bin that is dropped
+    index = torch.where(valid, flat - 1, torch.full_like(flat, num_classes - 1))
+    present = torch.zeros(masks.shape[0], num_classes, device=masks.device)
+    present.scatter_(1, index, 1.0)
+    return present[:, :-1]

@@ -1,7 +1,7 @@
 """mmdrn inference fast path: BN folding, channels_last, low precision.
 
 ``optimize_for_inference(model)`` is the one entry point; see
-:mod:`mmdrn.inference.fast_path`. :class:`FastInferenceHook` (needs mmengine)
+:mod:`mmdrn.inference.fast_path`. :class:`mmdrn.openmmlab.engine.FastInferenceHook`
 applies it to an mmengine Runner's test loop.
 """
 
@@ -13,10 +13,8 @@ from .fast_path import (
     resolve_dtype,
 )
 from .fold_bn import find_conv_bn_pairs, fold_batchnorm
-from .hooks import FastInferenceHook
 
 __all__ = [
-    'FastInferenceHook',
     'InferenceModel',
     'amx_cpu',
     'find_conv_bn_pairs',

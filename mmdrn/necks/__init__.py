@@ -1,13 +1,11 @@
 """mmdrn necks: the Yu-Koltun context module and DeepLabv3's ASPP.
 
-The classes exported here are the plain-PyTorch modules. Importing this
-package also registers their OpenMMLab adapters (:mod:`.mm_necks`), which
-configs name as ``dict(type='ContextModule', ...)`` and
-``dict(type='ASPPNeck', ...)``.
+Plain PyTorch modules. Their OpenMMLab adapters, named in configs as
+``dict(type='ContextNeck', ...)`` and ``dict(type='ASPPNeck', ...)``, live in
+:mod:`mmdrn.openmmlab.necks`.
 """
 
-from . import mm_necks  # noqa: F401  (registration)
-from .aspp import ASPPConv, ASPPNeck, ASPPPooling
+from .aspp import ASPP, ASPPConv, ASPPPooling
 from .context_module import ContextConv, ContextModule
 
-__all__ = ['ASPPConv', 'ASPPNeck', 'ASPPPooling', 'ContextConv', 'ContextModule']
+__all__ = ['ASPP', 'ASPPConv', 'ASPPPooling', 'ContextConv', 'ContextModule']

@@ -20,9 +20,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ._utils import check_float, check_in_index, check_int, select_input
+from ..utils.validation import check_float, check_in_index, check_int, select_input
 
-__all__ = ['ASPPConv', 'ASPPPooling', 'ASPPNeck']
+__all__ = ['ASPP', 'ASPPConv', 'ASPPPooling']
 
 NormLayer = Optional[Callable[[int], nn.Module]]
 ActLayer = Optional[Callable[[], nn.Module]]
@@ -75,8 +75,20 @@ class ASPPPooling(nn.Sequential):
     """Image-level features: global average pool, 1x1 conv + norm + act,
     upsampled back to the input's size.
 
-    With a batch norm in training mode this branch needs more than one
-    image per batch (it normalises one value per image and channel).
+    **Batch size 1 in training.** The pooled map holds one value per image
+    and channel, so a batch norm in training mode has no batch statistics
+    for a single image (PyTorch raises "Expected more than 1 value per
+    channel"). The paper trains with batches of many images and never meets
+    this; a quick look with one image per process does. For such a batch this
+    branch's ``BatchNorm`` / ``SyncBatchNorm`` (the latter outside a
+    multi-process group, where it would see the other processes' images)
+    normalises with its running statistics, as in eval mode, and leaves them
+    unchanged; batches of two or more images train it as usual. A pure
+    batch-1 training therefore keeps this norm at its initial statistics
+    (mean 0, variance 1), i.e. it acts as its affine scale and shift. A batch
+    norm without running statistics (``track_running_stats=False``) has
+    nothing to fall back on and raises a ``ValueError``. Other norms (e.g.
+    GroupNorm) behave as they do for any batch.
 
     Args:
         in_channels (int): Input channels.
@@ -100,13 +112,55 @@ class ASPPPooling(nn.Sequential):
 
     def forward(self, x: Tensor) -> Tensor:
         """Pool ``x`` to one vector per image and spread it back over ``x``'s size."""
+        pool, conv, norm, act = self
+        y = conv(pool(x))
+        y = _single_image_batch_norm(norm, y) if _needs_fallback(norm, y) else norm(y)
         # Bilinear upsampling of a 1x1 map (as in the paper) is a broadcast.
         return F.interpolate(
-            super().forward(x), size=x.shape[-2:], mode='bilinear', align_corners=False
+            act(y), size=x.shape[-2:], mode='bilinear', align_corners=False
         )
 
 
-class ASPPNeck(nn.Module):
+def _needs_fallback(norm: nn.Module, y: Tensor) -> bool:
+    """Whether ``norm`` is a batch norm in training that sees one value per channel."""
+    if not (
+        isinstance(norm, nn.modules.batchnorm._BatchNorm)
+        and norm.training
+        and y.shape[0] * y.shape[2] * y.shape[3] == 1
+    ):
+        return False
+    synced = (
+        isinstance(norm, nn.SyncBatchNorm)
+        and torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+        and torch.distributed.get_world_size() > 1
+    )
+    return not synced
+
+
+def _single_image_batch_norm(
+    norm: nn.modules.batchnorm._BatchNorm, y: Tensor
+) -> Tensor:
+    """Batch norm of a single image with the running statistics (see ASPPPooling)."""
+    if norm.running_mean is None or norm.running_var is None:
+        raise ValueError(
+            'ASPP image pooling: a batch norm without running statistics '
+            '(track_running_stats=False) cannot normalise a training batch of '
+            'one image (one value per channel); use batches of 2+ images, '
+            'another norm (e.g. GN) or image_pooling=False'
+        )
+    return F.batch_norm(
+        y,
+        norm.running_mean,
+        norm.running_var,
+        norm.weight,
+        norm.bias,
+        training=False,
+        eps=norm.eps,
+    )
+
+
+class ASPP(nn.Module):
     """DeepLabv3's ASPP (with image pooling) as a segmentation neck.
 
     Paper: https://arxiv.org/abs/1706.05587. Runs on one backbone output
@@ -132,9 +186,12 @@ class ASPPNeck(nn.Module):
         act_layer (Callable[[], nn.Module], optional): Activation after every
             norm. Default: ``nn.ReLU``.
 
+    Trains at any batch size, one image included: see :class:`ASPPPooling`
+    for how the image-level branch's batch norm handles a single image.
+
     Example:
         >>> import torch
-        >>> neck = ASPPNeck(32, channels=16).eval()
+        >>> neck = ASPP(32, channels=16).eval()
         >>> feats = (torch.rand(1, 8, 26, 38), torch.rand(1, 32, 13, 19))
         >>> [tuple(o.shape) for o in neck(feats)]
         [(1, 8, 26, 38), (1, 16, 13, 19)]

@@ -51,7 +51,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from ._utils import check_float, check_in_index, check_int, select_input
+from ..utils.validation import check_float, check_in_index, check_int, select_input
 
 __all__ = ['ContextConv', 'ContextModule', 'scaled_identity_']
 
@@ -156,7 +156,7 @@ class ContextModule(nn.Module):
       output has ``K`` channels. In an MMSeg ``EncoderDecoder`` the decode
       head then only adds its classifier, e.g.::
 
-          neck=dict(type='ContextModule', in_channels=512, num_classes=19,
+          neck=dict(type='ContextNeck', in_channels=512, num_classes=19,
                     num_layers=10),
           decode_head=dict(type='FCNHead', in_channels=19, channels=19,
                            num_convs=0, concat_input=False, num_classes=19,

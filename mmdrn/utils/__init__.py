@@ -1,11 +1,5 @@
-"""Utilities shared by mmdrn's components and tools."""
+"""Utilities shared by mmdrn's components and tools (plain PyTorch)."""
 
-from .checkpoint import CheckpointError, load_file, register_mmengine_loader
-from .mmengine_compat import allow_mmengine_checkpoints
+from .checkpoint import CheckpointError, CheckpointNotFoundError, load_file
 
-__all__ = [
-    'CheckpointError',
-    'allow_mmengine_checkpoints',
-    'load_file',
-    'register_mmengine_loader',
-]
+__all__ = ['CheckpointError', 'CheckpointNotFoundError', 'load_file']

@@ -4,7 +4,7 @@ Every mmdrn code path that opens a checkpoint goes through :func:`load_file`,
 which uses ``torch.load(..., weights_only=True)``: tensors, containers and
 plain Python values load; anything that would need arbitrary code to unpickle
 is refused with a message naming the file and what it tried to call.
-:func:`register_mmengine_loader` routes mmengine's own loading of local files
+:mod:`mmdrn.openmmlab` routes mmengine's own loading of local files
 (``load_from``, ``resume``, ``init_cfg=dict(type='Pretrained', ...)``)
 through it as well.
 """
@@ -17,7 +17,7 @@ from typing import Any, Union
 
 import torch
 
-__all__ = ['CheckpointError', 'load_file', 'register_mmengine_loader']
+__all__ = ['CheckpointError', 'CheckpointNotFoundError', 'load_file']
 
 # torch's weights-only unpickler names a refused callable as "Unsupported
 # global: GLOBAL posix.system was not an allowed global" or "Trying to load
@@ -45,6 +45,10 @@ _DAMAGED = (
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable, or not safe to load."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The checkpoint path names no file (also a ``FileNotFoundError``)."""
 
 
 def _unpickler_detail(text: str) -> str:
@@ -103,13 +107,14 @@ def load_file(
         The deserialised object (usually a dict of tensors).
 
     Raises:
-        CheckpointError: The file does not exist, is empty, truncated or
+        CheckpointNotFoundError: ``path`` is not a file.
+        CheckpointError: The file is empty, truncated or
             corrupt, or contains objects that are not plain weights (the
             message names the callable it would have run).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise CheckpointError(f'checkpoint not found (or not a file): {path!r}')
+        raise CheckpointNotFoundError(f'checkpoint not found (or not a file): {path!r}')
     if os.path.getsize(path) == 0:
         raise CheckpointError(
             f'cannot read checkpoint {path!r}: the file is empty (an '
@@ -136,27 +141,3 @@ def load_file(
             f'cannot read checkpoint {path!r}: the file is truncated or '
             f'corrupt ({type(err).__name__}: {err})'
         ) from err
-
-
-def load_from_local_weights_only(filename: str, map_location: Any = None) -> Any:
-    """mmengine loader for plain paths (its log calls it "local_weights_only")."""
-    filename = os.path.expanduser(filename)
-    if not os.path.isfile(filename):
-        # mmengine's own loader raises FileNotFoundError; callers may rely on it
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return load_file(filename, map_location=map_location)
-
-
-def register_mmengine_loader() -> None:
-    """Make mmengine load local checkpoint files with :func:`load_file`.
-
-    Replaces mmengine's loader for plain paths (``CheckpointLoader`` scheme
-    ``''``), used by ``Runner`` ``load_from`` / ``resume``,
-    ``load_checkpoint`` and ``init_cfg=dict(type='Pretrained', ...)``. mmengine
-    already calls ``torch.load`` with torch's default ``weights_only=True``;
-    this adds :class:`CheckpointError`'s explanations and makes the safe
-    setting independent of torch's default. Idempotent.
-    """
-    from mmengine.runner.checkpoint import CheckpointLoader
-
-    CheckpointLoader.register_scheme('', load_from_local_weights_only, force=True)

@@ -4,6 +4,7 @@ import functools
 import re
 import warnings
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -23,7 +24,7 @@ ENTRY_POINTS = (
     'drn_d_107'
 ).split()
 
-# Official counts with the 1000-class classifier (issue 3 / fyu/drn), in
+# Official counts with the 1000-class classifier (fyu/drn README), in
 # parameters; DRN-A has the parameters of the torchvision ResNet of its depth
 # and DRN-B those of the DRN-C of its depth (the same layers, plus shortcuts).
 PARAMS_M = {
@@ -522,7 +523,7 @@ def test_grad_checkpointing_gives_the_same_gradients_and_statistics(arch, depth)
             r'depth of DRN-A must be one of \[18, 34, 50, 101\]',
         ),
         (dict(output_stride=4), r'output_stride must be one of \[8, 16, 32\], got 4'),
-        (dict(in_chans=0), 'in_chans must be a positive int, got 0'),
+        (dict(in_chans=0), 'in_chans must be an int >= 1, got 0'),
         (dict(num_classes=-1), 'num_classes must be an int >= 0, got -1'),
         (dict(global_pool='mean'), r"global_pool must be one of \['', 'avg'"),
     ],
@@ -555,15 +556,70 @@ def test_more_bad_arguments_name_the_argument():
         DRN(norm_layer='bn')
     with pytest.raises(ValueError, match="act_layer must be .* got ''"):
         DRN(act_layer='')
-    for bad in (3, (), (0, 8), [1.5]):
-        with pytest.raises(
-            ValueError,
-            match=r'out_indices must be a non-empty list/tuple of level indices '
-            r'in \[0, 1, 2, 3, 4, 5, 6, 7\]',
-        ):
+    allowed = (
+        r'out_indices must be an int in 1..8 \(the last n levels\) or a non-empty '
+        r'list/tuple of increasing level indices in \[0, 1, 2, 3, 4, 5, 6, 7\]'
+    )
+    for bad, error in (
+        (0, ValueError),
+        (9, ValueError),
+        ((), ValueError),
+        ((0, 8), ValueError),
+        ((3, 1), ValueError),
+        ((2, 2), ValueError),
+        ([1.5], TypeError),
+        (True, TypeError),
+        ('3', TypeError),
+    ):
+        with pytest.raises(error, match=allowed):
             timm.create_model('drn_c_26', features_only=True, out_indices=bad)
     negative = timm.create_model('drn_a_18', features_only=True, out_indices=(-1,))
     assert negative.feature_info.module_name() == ['layer4']
+
+
+@_on_meta
+def test_out_indices_int_takes_the_last_levels_as_timm_does():
+    # timm's own models read an int n as the last n levels
+    resnet = timm.create_model('resnet18', features_only=True, out_indices=3)
+    assert resnet.feature_info.module_name() == ['layer2', 'layer3', 'layer4']
+    drn = timm.create_model('drn_c_26', features_only=True, out_indices=3)
+    assert drn.feature_info.out_indices == (5, 6, 7)
+    assert drn.feature_info.module_name() == ['layer6', 'layer7', 'layer8']
+    assert DRN('C', 26)._take_indices(3) == [5, 6, 7]
+
+
+def test_uint8_input_says_how_to_convert():
+    model = timm.create_model('drn_d_22', num_classes=0).eval()
+    image = torch.zeros(1, 3, 16, 16, dtype=torch.uint8)
+    with pytest.raises(
+        TypeError,
+        match=r'a float tensor N x C x H x W .* got dtype torch.uint8; convert '
+        r'uint8 images with x.float\(\) / 255 and normalise',
+    ):
+        model(image)
+    assert model(image.float() / 255).shape == (1, 512)
+
+
+@pytest.mark.parametrize(
+    'images, kind',
+    [(np.zeros((1, 3, 16, 16), np.float32), 'ndarray'), ([[0.0]], 'list')],
+)
+def test_non_tensor_input_names_the_expected_input(images, kind):
+    model = timm.create_model('drn_d_22', num_classes=0).eval()
+    with pytest.raises(
+        TypeError,
+        match=rf'DRN expects a float tensor N x C x H x W with C = in_chans '
+        rf'\(in_channels\) = 3, got a {kind}; convert images with timm.data',
+    ):
+        model(images)
+
+
+def test_missing_local_weights_file_is_named(tmp_path):
+    missing = tmp_path / 'nowhere' / 'drn_c_26.pth'
+    with pytest.raises(FileNotFoundError, match=re.escape(repr(str(missing)))):
+        timm.create_model(
+            'drn_c_26', pretrained=True, pretrained_cfg_overlay=dict(file=str(missing))
+        )
 
 
 def test_level_modules_are_in_execution_order():

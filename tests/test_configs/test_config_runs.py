@@ -27,7 +27,7 @@ from _config_utils import (
 )
 from mmengine.config import Config
 
-import mmdrn  # noqa: F401  (registers the DRN components)
+import mmdrn.openmmlab  # noqa: F401  (registers the DRN components)
 from mmdrn.utils import load_file
 
 # config -> (the metric the validation pass must report, expected base lr)

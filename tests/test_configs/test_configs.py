@@ -24,7 +24,7 @@ from _config_utils import (
     walk_dicts,
 )
 
-import mmdrn  # noqa: F401  (registers the DRN components)
+import mmdrn.openmmlab  # noqa: F401  (registers the DRN components)
 
 LOADERS = (
     ('train_dataloader', 'train'),
@@ -45,7 +45,9 @@ def test_config_loads_with_its_scope(path: Path):
     cfg = load(path)
     assert cfg.default_scope in ('mmseg', 'mmpretrain')
     imports = cfg.get('custom_imports', {}).get('imports', [])
-    assert 'mmdrn' in imports, 'configs must import mmdrn to register DRN'
+    assert 'mmdrn.openmmlab' in imports, (
+        'configs must import mmdrn.openmmlab (registration)'
+    )
     assert cfg.model.backbone.type in ('DRN_A', 'DRN_B', 'DRN_C', 'DRN_D')
     if cfg.default_scope == 'mmseg' and path.relative_to(CONFIG_DIR).parts[0] != 'demo':
         # multi-GPU configs synchronise BN across GPUs (CPU runs revert it)

@@ -196,7 +196,7 @@ def test_cam_boxes_rejects_bad_arguments():
         cam_boxes(probs, torch.tensor([1]), threshold=1.0)
     with pytest.raises(ValueError, match=r'threshold must be in \[0, 1\), got -0.1'):
         cam_boxes(probs, torch.tensor([1]), threshold=-0.1)
-    with pytest.raises(TypeError, match='threshold must be a float in .*got str'):
+    with pytest.raises(TypeError, match='threshold must be a float in .*of type str'):
         cam_boxes(probs, torch.tensor([1]), threshold='0.5')
     with pytest.raises(
         ValueError, match=r'labels must be in \[0, 3\), got values in \[3, 3\]'

@@ -1,8 +1,7 @@
-"""Tests of the inference fast path (mmdrn.inference.fast_path, hooks)."""
+"""Tests of the inference fast path (mmdrn.inference.fast_path)."""
 
 import copy
 import shutil
-import types
 
 import pytest
 import timm
@@ -13,9 +12,8 @@ from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS
 from torch import nn
 
-import mmdrn  # noqa: F401  (registers the drn_* models and DRN_C)
+import mmdrn.openmmlab  # noqa: F401  (registers the drn_* models and DRN_C)
 from mmdrn.inference import (
-    FastInferenceHook,
     InferenceModel,
     amx_cpu,
     native_bf16_cpu,
@@ -224,21 +222,6 @@ def test_cuda_fp16(drn):
     out = fast(x.cuda())
     assert out.dtype == torch.float32 and out.is_cuda
     assert (out.cpu() - expected).abs().max() <= 0.02 * expected.abs().max()
-
-
-def test_hook_converts_the_runner_model_once():
-    seg = _tiny_segmentor()
-    runner = types.SimpleNamespace(
-        model=seg, logger=types.SimpleNamespace(info=lambda msg: None)
-    )
-    hook = FastInferenceHook(dtype='float32')
-    hook.before_test(runner)
-    assert isinstance(runner.model, InferenceModel)
-    assert runner.model.model is seg  # in place: no second copy of the weights
-    assert len(runner.model.folded_bn_pairs) == 25
-    converted = runner.model
-    hook.before_test(runner)
-    assert runner.model is converted
 
 
 @pytest.mark.slow

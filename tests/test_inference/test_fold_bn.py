@@ -6,7 +6,7 @@ import torch
 from mmseg.registry import MODELS
 from torch import nn
 
-import mmdrn  # noqa: F401  (registers the drn_* models and DRN_C)
+import mmdrn.openmmlab  # noqa: F401  (registers the drn_* models and DRN_C)
 from mmdrn.inference import find_conv_bn_pairs, fold_batchnorm
 
 

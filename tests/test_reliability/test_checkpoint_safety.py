@@ -26,14 +26,14 @@ from mmengine.runner.checkpoint import CheckpointLoader, load_checkpoint
 from mmseg.registry import MODELS
 from PIL import Image
 
-import mmdrn  # noqa: F401  (registration, mmengine allow-list)
+import mmdrn.openmmlab  # noqa: F401  (registration, mmengine allow-list)
 from mmdrn.backbones import DRN, load_drn_weights
 from mmdrn.datasets import generate_demo_scenes
-from mmdrn.utils import CheckpointError, load_file
-from mmdrn.utils.checkpoint import (
+from mmdrn.openmmlab.mmengine_compat import (
     load_from_local_weights_only,
     register_mmengine_loader,
 )
+from mmdrn.utils import CheckpointError, load_file
 
 ROOT = Path(__file__).parents[2]
 # the callable the payload pickles as (``open`` is ``io.open``)
@@ -171,7 +171,7 @@ def test_mm_backbone_init_cfg_pretrained_refuses(malicious):
 def test_mmengine_loader_refuses_even_without_mmdrns_loader(malicious, monkeypatch):
     """mmengine's own loader relies on torch's weights_only default."""
     path, _ = malicious
-    # import mmdrn installed its loader: put mmengine's stock one back
+    # import mmdrn.openmmlab installed its loader: put mmengine's stock one back
     monkeypatch.setitem(
         CheckpointLoader._schemes, '', mmengine_checkpoint.load_from_local
     )
@@ -456,5 +456,5 @@ def test_timm_and_mm_paths_drop_a_mismatched_classifier(tmp_path):
 
 
 def test_import_mmdrn_routes_mmengine_loading_through_load_file():
-    # every fixture above restores mmengine's loader: this is import mmdrn's doing
+    # every fixture above restores mmengine's loader; mmdrn.openmmlab set this one
     assert CheckpointLoader._schemes[''] is load_from_local_weights_only

@@ -227,7 +227,7 @@ def test_existing_destination_is_never_replaced_without_force(
 def test_save_new_refuses_a_file_that_appears_during_the_write(tmp_path, monkeypatch):
     # The check before converting cannot see a file created meanwhile; the
     # final step (a hard link) still refuses to replace it.
-    from mmdrn.engine import atomic_io
+    from mmdrn.openmmlab.engine import atomic_io
 
     dst = tmp_path / 'out.pth'
     real_save = atomic_io.atomic_save

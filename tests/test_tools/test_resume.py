@@ -26,7 +26,7 @@ SLOW_WRITER = """
 import os
 import time
 
-from mmdrn.engine import atomic_io
+from mmdrn.openmmlab.engine import atomic_io
 
 _write_all = atomic_io._write_all
 

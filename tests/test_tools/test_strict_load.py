@@ -13,7 +13,7 @@ import torch
 from mmseg.registry import MODELS
 from tool_runner import check, run_tool
 
-import mmdrn  # noqa: F401  (registers DRN_* for MMSeg)
+import mmdrn.openmmlab  # noqa: F401  (registers DRN_* for MMSeg)
 from mmdrn.backbones import DRN
 
 CONFIG = """

@@ -6,7 +6,7 @@
 # sees only image-level labels (the classes present in each crop's mask,
 # multi-label BCE on the globally pooled scores), never the pixels.
 # See mmdrn.heads.CAMSegHead.
-custom_imports = dict(imports=['mmdrn'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmdrn.openmmlab'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(
     type='SegDataPreProcessor',

@@ -5,7 +5,7 @@
 # with exponentially dilated 3x3 convolutions and maps back to C channels, and
 # the logits are upsampled bilinearly. The neck holds the front-end
 # classifier and the module; the decode head adds the final 1x1 classifier.
-custom_imports = dict(imports=['mmdrn'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmdrn.openmmlab'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 num_classes = 21
 data_preprocessor = dict(
@@ -27,7 +27,7 @@ model = dict(
         norm_eval=False,
     ),
     neck=dict(
-        type='ContextModule',
+        type='ContextNeck',
         in_channels=512,
         num_classes=num_classes,
         variant='basic',

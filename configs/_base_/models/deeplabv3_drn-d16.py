@@ -8,7 +8,7 @@
 # better (Table 6, 77.21 -> 78.51 on VOC val for its ResNet-101).
 # BN: batch statistics over 16 images (SyncBN across GPUs) and "decay =
 # 0.9997", i.e. PyTorch momentum 1 - 0.9997 = 3e-4, in every BN layer.
-custom_imports = dict(imports=['mmdrn'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmdrn.openmmlab'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True, momentum=3e-4)
 data_preprocessor = dict(
     type='SegDataPreProcessor',

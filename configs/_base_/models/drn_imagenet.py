@@ -4,7 +4,7 @@
 # head then gives the class activation maps of Sec. 3; boxes are off for
 # classification). The backbone returns only its last level here. The head's
 # classifier keys (head.fc.*) match the official checkpoints' fc.*.
-custom_imports = dict(imports=['mmdrn'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmdrn.openmmlab'], allow_failed_imports=False)
 model = dict(
     type='ImageClassifier',
     backbone=dict(type='DRN_C', depth=26, out_indices=(7,)),

@@ -11,7 +11,7 @@
 # Inputs are normalised with the ImageNet statistics the backbone was
 # pretrained with (MMSeg's convention); the official code instead uses each
 # dataset's own mean/std (fyu/drn datasets/cityscapes/info.json).
-custom_imports = dict(imports=['mmdrn'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmdrn.openmmlab'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(
     type='SegDataPreProcessor',

@@ -1,0 +1,57 @@
+"""Training-side helpers for mmdrn's tools: config preparation for any
+device and launcher, a CPU mixed-precision optimizer wrapper, atomic
+checkpoint writing, a hook that stops training at a NaN/Inf loss and one
+that runs the test loop on the inference fast path."""
+
+from .atomic_io import (
+    disable_atomic_checkpoints,
+    enable_atomic_checkpoints,
+    remove_stale_temp_files,
+)
+from .fast_inference import FastInferenceHook
+from .launch import (
+    LAUNCHERS,
+    init_cpu_dist,
+    register_scope,
+    revert_sync_bn,
+    setup_amp,
+    setup_device,
+    setup_out,
+    setup_show_dir,
+)
+from .nan_guard import NaNGuardHook, NonFiniteLossError, add_nan_guard
+from .optim_wrapper import CPUAmpOptimWrapper
+from .resume import find_resumable_checkpoint, setup_resume
+from .strict_load import (
+    CheckpointMismatchError,
+    StrictLoadHook,
+    check_fit,
+    describe_state_dict,
+    load_checkpoint_strict,
+)
+
+__all__ = [
+    'LAUNCHERS',
+    'CPUAmpOptimWrapper',
+    'CheckpointMismatchError',
+    'FastInferenceHook',
+    'StrictLoadHook',
+    'NaNGuardHook',
+    'NonFiniteLossError',
+    'add_nan_guard',
+    'check_fit',
+    'describe_state_dict',
+    'disable_atomic_checkpoints',
+    'enable_atomic_checkpoints',
+    'find_resumable_checkpoint',
+    'init_cpu_dist',
+    'load_checkpoint_strict',
+    'register_scope',
+    'remove_stale_temp_files',
+    'revert_sync_bn',
+    'setup_amp',
+    'setup_device',
+    'setup_out',
+    'setup_resume',
+    'setup_show_dir',
+]

@@ -1,0 +1,306 @@
+"""Config preparation shared by ``tools/train.py`` and ``tools/test.py``.
+
+The tools stay thin wrappers on mmengine's ``Runner``; what they add lives
+here, where it can be tested:
+
+* the OpenMMLab codebase (MMSegmentation or mmpretrain) is chosen from the
+  config's ``default_scope`` and all its modules are registered;
+* ``--amp``, ``--show-dir`` and ``--out`` are translated into
+  config fields the way MMSegmentation's and mmpretrain's tools do;
+* any config runs on CPU, also distributed: SyncBN layers become BN (torch's
+  SyncBatchNorm only synchronises CUDA tensors), the process group is
+  initialised with gloo *before* the Runner is built (mmengine's own
+  ``init_dist`` calls ``torch.cuda.set_device`` unconditionally), and DDP is
+  built without CUDA ``device_ids``. On a GPU nothing changes: NCCL and
+  SyncBN stay the configs' defaults.
+"""
+
+import datetime
+import logging
+import os
+import subprocess
+from typing import Any, List, Optional
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+__all__ = [
+    'LAUNCHERS',
+    'register_scope',
+    'revert_sync_bn',
+    'setup_amp',
+    'setup_device',
+    'setup_show_dir',
+    'setup_out',
+    'init_cpu_dist',
+]
+
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+SCOPES = ('mmseg', 'mmpretrain')
+_SYNC_NORMS = ('SyncBN', 'MMSyncBN')
+
+
+def _check_launcher(launcher: str) -> None:
+    if launcher not in LAUNCHERS:
+        raise ValueError(f'launcher must be one of {LAUNCHERS}, got {launcher!r}')
+
+
+def register_scope(cfg: Config) -> str:
+    """Register every module of the codebase named by ``cfg.default_scope``.
+
+    Args:
+        cfg (Config): The config; ``default_scope`` defaults to ``'mmseg'``.
+
+    Returns:
+        str: The scope, ``'mmseg'`` or ``'mmpretrain'``.
+
+    Raises:
+        ValueError: ``default_scope`` is another codebase.
+    """
+    scope = cfg.get('default_scope', 'mmseg')
+    if scope == 'mmseg':
+        from mmseg.utils import register_all_modules
+    elif scope == 'mmpretrain':
+        from mmpretrain.utils import register_all_modules
+    else:
+        raise ValueError(f'default_scope must be one of {SCOPES}, got {scope!r}')
+    # The Runner sets the default scope itself, from the same field.
+    register_all_modules(init_default_scope=False)
+    return scope
+
+
+def revert_sync_bn(node: Any, path: str = 'model') -> List[str]:
+    """Turn every SyncBN norm config below ``node`` into BN, in place.
+
+    Args:
+        node (Any): A config (sub)tree: dicts, lists and values.
+        path (str): Name of ``node``, used in the returned paths.
+            Default: ``'model'``.
+
+    Returns:
+        list[str]: Dotted paths of the norm configs that were changed.
+    """
+    changed = []
+    if isinstance(node, dict):
+        if node.get('type') in _SYNC_NORMS:
+            node['type'] = 'BN'
+            changed.append(path)
+        for key, value in node.items():
+            changed += revert_sync_bn(value, f'{path}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for index, value in enumerate(node):
+            changed += revert_sync_bn(value, f'{path}[{index}]')
+    return changed
+
+
+def setup_amp(cfg: Config, device: str) -> None:
+    """Turn on automatic mixed precision for training.
+
+    On CUDA this is mmengine's ``AmpOptimWrapper`` (float16 with dynamic loss
+    scaling). mmengine refuses that wrapper without a GPU, so on CPU the
+    optimizer wrapper becomes :class:`mmdrn.openmmlab.engine.CPUAmpOptimWrapper`
+    (bfloat16 autocast; no loss scaling, bfloat16 has float32's range).
+
+    Args:
+        cfg (Config): The config, changed in place.
+        device (str): ``'cuda'`` or ``'cpu'``.
+
+    Raises:
+        ValueError: ``device`` is neither.
+    """
+    wrapper = cfg.optim_wrapper
+    if device == 'cuda':
+        if wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+            print_log('AMP is already on in the config', 'current', logging.WARNING)
+            return
+        wrapper.type = 'AmpOptimWrapper'
+        wrapper.loss_scale = 'dynamic'
+    elif device == 'cpu':
+        wrapper.type = 'CPUAmpOptimWrapper'
+        # Options of the CUDA wrapper mean nothing to the CPU one.
+        wrapper.pop('loss_scale', None)
+        wrapper.pop('dtype', None)
+    else:
+        raise ValueError(f"device must be 'cuda' or 'cpu', got {device!r}")
+
+
+def setup_device(cfg: Config, launcher: str) -> str:
+    """Adapt a config to the machine it runs on.
+
+    With CUDA the config is left as it is. Without, SyncBN layers become BN,
+    and for a distributed run the process group is initialised with gloo
+    (``env_cfg.dist_cfg.backend`` then says so) and DDP is told not to
+    expect GPU ``device_ids``.
+
+    Args:
+        cfg (Config): The config, changed in place.
+        launcher (str): One of :data:`LAUNCHERS`.
+
+    Returns:
+        str: ``'cuda'`` or ``'cpu'``.
+    """
+    _check_launcher(launcher)
+    if torch.cuda.is_available():
+        return 'cuda'
+    changed = revert_sync_bn(cfg.model)
+    if changed:
+        print_log(
+            f'No CUDA device: SyncBN -> BN in {", ".join(changed)}',
+            'current',
+            logging.WARNING,
+        )
+    if launcher != 'none':
+        cfg.pop('sync_bn', None)
+        env_cfg = cfg.setdefault('env_cfg', {})
+        dist_cfg = env_cfg.setdefault('dist_cfg', {})
+        init_cpu_dist(launcher, **dist_cfg)
+        # The Runner logs env_cfg: it must name the backend in use, not the
+        # config's 'nccl' that CPU processes cannot use.
+        dist_cfg['backend'] = torch_dist.get_backend()
+        wrapper = cfg.get('model_wrapper_cfg') or dict(
+            type='MMDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False),
+        )
+        # mmengine passes device_ids=[LOCAL_RANK] unless the config says
+        # otherwise, and DDP rejects device ids for a CPU module.
+        wrapper['device_ids'] = None
+        cfg.model_wrapper_cfg = wrapper
+    return 'cpu'
+
+
+def _set_env_from_launcher(launcher: str) -> None:
+    env = os.environ
+    if launcher == 'slurm':
+        env.setdefault(
+            'MASTER_ADDR',
+            subprocess.getoutput(
+                f'scontrol show hostname {env["SLURM_NODELIST"]} | head -n1'
+            ),
+        )
+        env['WORLD_SIZE'] = env['SLURM_NTASKS']
+        env['RANK'] = env['SLURM_PROCID']
+        env['LOCAL_RANK'] = env.get('SLURM_LOCALID', '0')
+    elif launcher == 'mpi':
+        env['WORLD_SIZE'] = env['OMPI_COMM_WORLD_SIZE']
+        env['RANK'] = env['OMPI_COMM_WORLD_RANK']
+        env['LOCAL_RANK'] = env['OMPI_COMM_WORLD_LOCAL_RANK']
+        if 'MASTER_ADDR' not in env:
+            raise KeyError('the mpi launcher needs MASTER_ADDR in the environment')
+    env.setdefault('MASTER_PORT', '29500')
+
+
+def init_cpu_dist(launcher: str, backend: str = 'gloo', **kwargs: Any) -> None:
+    """Initialise the default process group for CPU processes.
+
+    Reads the rank and world size the launcher put in the environment
+    (torchrun: ``RANK``/``WORLD_SIZE``; slurm: ``SLURM_PROCID``/
+    ``SLURM_NTASKS``; Open MPI: ``OMPI_COMM_WORLD_*``). Does nothing when a
+    process group already exists.
+
+    Args:
+        launcher (str): ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
+        backend (str): Ignored unless ``'gloo'`` or ``'mpi'``: configs name
+            ``'nccl'`` for GPUs, which cannot carry CPU tensors, so gloo is
+            used instead. Default: ``'gloo'``.
+        **kwargs: Other ``dist_cfg`` fields; ``timeout`` (seconds) is used.
+
+    Raises:
+        ValueError: ``launcher`` is not a distributed launcher.
+    """
+    _check_launcher(launcher)
+    if launcher == 'none':
+        raise ValueError(
+            f"launcher must be one of {LAUNCHERS[1:]} for a distributed run, got 'none'"
+        )
+    if torch_dist.is_initialized():
+        return
+    _set_env_from_launcher(launcher)
+    options = {}
+    if kwargs.get('timeout') is not None:
+        options['timeout'] = datetime.timedelta(seconds=kwargs['timeout'])
+    torch_dist.init_process_group(
+        backend=backend if backend in ('gloo', 'mpi') else 'gloo',
+        rank=int(os.environ['RANK']),
+        world_size=int(os.environ['WORLD_SIZE']),
+        **options,
+    )
+
+
+def setup_show_dir(
+    cfg: Config,
+    scope: str,
+    show_dir: Optional[str],
+    show: bool = False,
+    wait_time: float = 2.0,
+) -> None:
+    """Make testing draw (and save, or show) its predictions.
+
+    MMSeg: the ``SegVisualizationHook`` draws every ``interval``-th test
+    image (as configured), and the ``SegLocalVisualizer`` saves the pictures
+    under ``show_dir/vis_data/vis_image``.
+    mmpretrain: its ``VisualizationHook`` writes to ``show_dir``.
+
+    Args:
+        cfg (Config): The config, changed in place.
+        scope (str): ``'mmseg'`` or ``'mmpretrain'``.
+        show_dir (str, optional): Where pictures go. ``None`` with
+            ``show=False`` leaves the config alone.
+        show (bool): Show pictures in a window. Default: False.
+        wait_time (float): Seconds each shown picture stays. Default: 2.
+
+    Raises:
+        ValueError: ``scope`` is unknown.
+        KeyError: The config has no ``default_hooks.visualization``.
+    """
+    if show_dir is None and not show:
+        return
+    if scope not in SCOPES:
+        raise ValueError(f'scope must be one of {SCOPES}, got {scope!r}')
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
+        raise KeyError('the config has no default_hooks.visualization to draw with')
+    if scope == 'mmseg':
+        hook.draw = True
+        if show_dir is not None:
+            cfg.visualizer.save_dir = show_dir
+    else:
+        hook.enable = True
+        if show_dir is not None:
+            hook.out_dir = show_dir
+    if show:
+        hook.show = True
+        hook.wait_time = wait_time
+
+
+def setup_out(cfg: Config, scope: str, out: Optional[str]) -> None:
+    """Keep the test predictions.
+
+    MMSeg: ``IoUMetric`` writes each prediction as a PNG into ``out``
+    (a directory). mmpretrain: a ``DumpResults`` metric pickles them to
+    ``out`` (a file).
+
+    Args:
+        cfg (Config): The config, changed in place.
+        scope (str): ``'mmseg'`` or ``'mmpretrain'``.
+        out (str, optional): Output directory (MMSeg) or file (mmpretrain).
+
+    Raises:
+        ValueError: ``scope`` is unknown.
+    """
+    if out is None:
+        return
+    if scope == 'mmseg':
+        evaluators = cfg.test_evaluator
+        for evaluator in evaluators if isinstance(evaluators, list) else [evaluators]:
+            evaluator['output_dir'] = out
+            evaluator['keep_results'] = True
+    elif scope == 'mmpretrain':
+        evaluators = cfg.test_evaluator
+        evaluators = list(evaluators) if isinstance(evaluators, list) else [evaluators]
+        evaluators.append(dict(type='DumpResults', out_file_path=out))
+        cfg.test_evaluator = evaluators
+    else:
+        raise ValueError(f'scope must be one of {SCOPES}, got {scope!r}')

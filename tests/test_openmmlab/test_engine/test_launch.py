@@ -1,0 +1,168 @@
+import os
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmdrn.openmmlab.engine import (
+    init_cpu_dist,
+    register_scope,
+    revert_sync_bn,
+    setup_amp,
+    setup_device,
+    setup_out,
+    setup_show_dir,
+)
+
+
+def _cfg(**extra):
+    norm = dict(type='SyncBN', requires_grad=True)
+    return Config(
+        dict(
+            model=dict(
+                type='EncoderDecoder',
+                backbone=dict(type='DRN_C', norm_cfg=norm),
+                decode_head=dict(type='FCNHead', norm_cfg=dict(type='MMSyncBN')),
+                auxiliary_head=[dict(norm_cfg=dict(type='GN', num_groups=2))],
+            ),
+            optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1)),
+            default_hooks=dict(visualization=dict(type='SegVisualizationHook')),
+            visualizer=dict(type='SegLocalVisualizer'),
+            test_evaluator=dict(type='IoUMetric'),
+            **extra,
+        )
+    )
+
+
+def test_revert_sync_bn_changes_only_sync_norms_and_names_them():
+    cfg = _cfg()
+    changed = revert_sync_bn(cfg.model)
+    assert changed == ['model.backbone.norm_cfg', 'model.decode_head.norm_cfg']
+    assert cfg.model.backbone.norm_cfg == dict(type='BN', requires_grad=True)
+    assert cfg.model.decode_head.norm_cfg.type == 'BN'
+    assert cfg.model.auxiliary_head[0].norm_cfg.type == 'GN'
+    assert revert_sync_bn(cfg.model) == []
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='CPU behaviour')
+def test_setup_device_on_cpu_without_launcher_reverts_sync_bn_only():
+    cfg = _cfg()
+    assert setup_device(cfg, 'none') == 'cpu'
+    assert cfg.model.backbone.norm_cfg.type == 'BN'
+    assert 'model_wrapper_cfg' not in cfg
+
+
+def test_setup_device_rejects_unknown_launcher():
+    with pytest.raises(
+        ValueError, match=r"launcher must be one of .*'pytorch'.*got 'k8s'"
+    ):
+        setup_device(_cfg(), 'k8s')
+
+
+def test_init_cpu_dist_rejects_none_launcher():
+    with pytest.raises(ValueError, match=r"distributed run, got 'none'"):
+        init_cpu_dist('none')
+
+
+def test_register_scope_picks_the_codebase():
+    assert register_scope(Config(dict(default_scope='mmpretrain'))) == 'mmpretrain'
+    assert register_scope(Config(dict())) == 'mmseg'
+    with pytest.raises(ValueError, match=r"default_scope must be one of .*got 'mmdet'"):
+        register_scope(Config(dict(default_scope='mmdet')))
+
+
+def test_setup_amp_per_device():
+    cfg = _cfg()
+    setup_amp(cfg, 'cuda')
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    setup_amp(cfg, 'cpu')
+    assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper'
+    assert 'loss_scale' not in cfg.optim_wrapper
+    assert cfg.optim_wrapper.optimizer.lr == 0.1
+    with pytest.raises(ValueError, match=r"device must be 'cuda' or 'cpu', got 'tpu'"):
+        setup_amp(cfg, 'tpu')
+
+
+def test_setup_show_dir_mmseg_and_mmpretrain():
+    cfg = _cfg()
+    setup_show_dir(cfg, 'mmseg', 'vis')
+    assert cfg.default_hooks.visualization.draw is True
+    assert cfg.visualizer.save_dir == 'vis'
+    cfg = Config(dict(default_hooks=dict(visualization=dict(type='VisualizationHook'))))
+    setup_show_dir(cfg, 'mmpretrain', 'vis', show=True, wait_time=0.5)
+    hook = cfg.default_hooks.visualization
+    assert (hook.enable, hook.out_dir, hook.show, hook.wait_time) == (
+        True,
+        'vis',
+        True,
+        0.5,
+    )
+
+
+def test_setup_show_dir_errors():
+    with pytest.raises(KeyError, match='no default_hooks.visualization'):
+        setup_show_dir(Config(dict()), 'mmseg', 'vis')
+    with pytest.raises(ValueError, match=r"scope must be one of .*got 'mmdet'"):
+        setup_show_dir(_cfg(), 'mmdet', 'vis')
+    cfg = _cfg()
+    setup_show_dir(cfg, 'mmseg', None)
+    assert 'draw' not in cfg.default_hooks.visualization
+
+
+def test_setup_out_mmseg_and_mmpretrain():
+    cfg = _cfg()
+    setup_out(cfg, 'mmseg', 'preds')
+    assert cfg.test_evaluator.output_dir == 'preds'
+    assert cfg.test_evaluator.keep_results is True
+    cfg = Config(dict(test_evaluator=dict(type='Accuracy')))
+    setup_out(cfg, 'mmpretrain', 'preds.pkl')
+    assert cfg.test_evaluator == [
+        dict(type='Accuracy'),
+        dict(type='DumpResults', out_file_path='preds.pkl'),
+    ]
+    with pytest.raises(ValueError, match=r"scope must be one of .*got 'x'"):
+        setup_out(cfg, 'x', 'preds')
+
+
+def test_init_cpu_dist_single_process_gloo(monkeypatch):
+    """A one-process gloo group from torchrun-style variables."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        pytest.skip('a process group already exists in this process')
+    for key, value in dict(
+        RANK='0', WORLD_SIZE='1', LOCAL_RANK='0', MASTER_ADDR='127.0.0.1'
+    ).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv('MASTER_PORT', str(29600 + os.getpid() % 300))
+    try:
+        init_cpu_dist('pytorch', backend='nccl', timeout=60)
+        assert dist.get_backend() == 'gloo'
+        assert dist.get_world_size() == 1
+        init_cpu_dist('pytorch')  # a second call keeps the existing group
+        assert dist.get_world_size() == 1
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the CPU path')
+def test_setup_device_distributed_on_cpu_records_the_backend_in_use(monkeypatch):
+    """The Runner logs env_cfg: it must say gloo, not the config's nccl."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        pytest.skip('a process group already exists in this process')
+    for key, value in dict(
+        RANK='0', WORLD_SIZE='1', LOCAL_RANK='0', MASTER_ADDR='127.0.0.1'
+    ).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv('MASTER_PORT', str(29600 + os.getpid() % 300))
+    cfg = _cfg(env_cfg=dict(dist_cfg=dict(backend='nccl', timeout=60)))
+    try:
+        assert setup_device(cfg, 'pytorch') == 'cpu'
+        assert dist.get_backend() == 'gloo'
+        assert cfg.env_cfg.dist_cfg == dict(backend='gloo', timeout=60)
+        assert cfg.model_wrapper_cfg.device_ids is None
+    finally:
+        dist.destroy_process_group()

@@ -1,0 +1,108 @@
+"""mmengine resumes from its own checkpoints with weights_only loading on."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.logging import HistoryBuffer
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+from torch.utils.data import Dataset
+
+import mmdrn.openmmlab  # noqa: F401  (installs the allow-list)
+
+
+class _Regressor(BaseModel):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3, 1)
+
+    def forward(self, x, y=None, mode='tensor'):
+        out = self.linear(x).squeeze(-1)
+        if mode == 'loss':
+            return dict(loss=((out - y) ** 2).mean())
+        return out
+
+
+class _Line(Dataset):
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, i):
+        x = torch.tensor([i / 16, 1.0, -i / 32])
+        return dict(x=x, y=2 * x[0] - x[2])
+
+
+def _runner(work_dir, max_iters, **kwargs):
+    torch.manual_seed(0)  # the model is built before the Runner seeds
+    return Runner(
+        model=_Regressor(),
+        work_dir=str(work_dir),
+        train_dataloader=dict(
+            dataset=_Line(),
+            batch_size=4,
+            num_workers=0,
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            collate_fn=dict(type='default_collate'),
+        ),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
+        param_scheduler=dict(type='MultiStepLR', milestones=[3], by_epoch=False),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False)
+        ),
+        randomness=dict(seed=0),
+        **kwargs,
+    )
+
+
+def test_resume_from_mmengine_checkpoint_with_weights_only(tmp_path):
+    full = _runner(tmp_path / 'full', 6)
+    full.train()
+    expected = full.model.state_dict()
+
+    stopped = _runner(tmp_path / 'stopped', 4)
+    stopped.train()
+    checkpoint = tmp_path / 'stopped' / 'iter_4.pth'
+    # the checkpoint holds objects beyond tensors, yet loads with weights_only
+    state = torch.load(checkpoint, weights_only=True)
+    assert isinstance(state['message_hub']['log_scalars']['train/loss'], HistoryBuffer)
+
+    resumed = _runner(tmp_path / 'stopped', 6, resume=True, load_from=str(checkpoint))
+    resumed.train()
+    assert resumed.iter == 6
+    for key, value in resumed.model.state_dict().items():
+        torch.testing.assert_close(value, expected[key])
+
+
+class _GetattrPayload:
+    """Pickles as getattr(owner, name), like HistoryBuffer's state does."""
+
+    def __init__(self, owner, name):
+        self.owner, self.name = owner, name
+
+    def __reduce__(self):
+        return getattr, (self.owner, self.name)
+
+
+@pytest.mark.parametrize(
+    'owner,name',
+    [
+        (HistoryBuffer, '__init__'),  # not a statistic method
+        (HistoryBuffer, '__dict__'),
+        (np.ndarray, 'tofile'),  # an allowed class, but not HistoryBuffer
+    ],
+)
+def test_getattr_stays_refused_beyond_history_buffer_methods(tmp_path, owner, name):
+    path = tmp_path / 'payload.pth'
+    torch.save({'x': _GetattrPayload(owner, name)}, path)
+    with pytest.raises(pickle.UnpicklingError, match='refusing getattr'):
+        torch.load(path, weights_only=True)
+
+
+def test_history_buffer_methods_round_trip(tmp_path):
+    path = tmp_path / 'ok.pth'
+    torch.save({'m': _GetattrPayload(HistoryBuffer, 'mean')}, path)
+    assert torch.load(path, weights_only=True)['m'] is HistoryBuffer.mean
