@@ -19,9 +19,9 @@ backend for local paths, so ``save_checkpoint``, the ``CheckpointHook`` and
 everything else that writes through ``mmengine.fileio`` become atomic.
 
 mmengine's ``CheckpointHook`` writes the small ``last_checkpoint`` pointer
-file with a plain ``open``; :func:`mmdrn.openmmlab.engine.resume.find_resumable_checkpoint`
-therefore does not trust it blindly and falls back to the newest complete
-checkpoint.
+file with a plain ``open``; ``--resume``
+(:func:`~mmdrn.openmmlab.engine.resume.find_resumable_checkpoint`) therefore
+does not trust it blindly and falls back to the newest complete checkpoint.
 
 Example:
     >>> from mmdrn.openmmlab.engine import enable_atomic_checkpoints
