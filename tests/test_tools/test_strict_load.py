@@ -3,7 +3,9 @@
 mmengine loads ``load_from`` non-strictly: without the check, each of these
 runs ends with exit status 0 and a near-zero mIoU. The checkpoints are the
 state dicts of models built from the configs (what a training of that
-config saves); the tool runs as a separate process, as a user runs it.
+config saves); the tool runs as a separate process, as a user runs it. (A
+fitting checkpoint passes the same check in every other test.py run of the
+suite.)
 """
 
 import re
@@ -89,7 +91,7 @@ def _refused(tmp_path, config, checkpoint) -> str:
     proc = run_tool('test.py', [config, checkpoint], str(tmp_path))
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-4000:]
-    assert 'mIoU' not in out  # no metric is printed
+    assert not re.search(r'mIoU: [0-9.]+', out)  # no metric is printed
     assert 'CheckpointMismatchError' in out
     assert f'{checkpoint!r} does not fit the model of the config' in out
     return out
@@ -144,11 +146,3 @@ def test_allow_partial_load_tests_and_reports_what_was_not_loaded(tmp_path, file
     # once when loading, once after the metrics
     assert len(summary) == 2 and summary[0] < metric[-1] < summary[1], out[-3000:]
     assert re.search(r'\d+ model keys missing from the checkpoint', out[summary[1] :])
-
-
-def test_a_fitting_checkpoint_loads_without_a_report(tmp_path, files):
-    out = check(
-        run_tool('test.py', [files['d22_7'], files['ckpt_d22_7']], str(tmp_path))
-    )
-    assert re.search(r'mIoU: [0-9.]+', out)
-    assert 'partial load' not in out and 'does not fit' not in out

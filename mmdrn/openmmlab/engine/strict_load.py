@@ -360,16 +360,17 @@ class StrictLoadHook(Hook):
             runner.model, checkpoint, self.filename, self.allow_partial
         )
         if not self.report.fits:
-            runner.logger.warning(self._message())
-
-    def _message(self) -> str:
-        return (
-            f'partial load of {self.filename} (allowed): {self.report.loaded} model '
-            f'tensors loaded; the metrics are those of a partly initialised '
-            f'model.\n{self.report.summary()}'
-        )
+            runner.logger.warning(
+                f'partial load of {self.filename} (allowed): '
+                f'{self.report.loaded} model tensors loaded.\n{self.report.summary()}'
+            )
 
     def after_test_epoch(self, runner: Any, metrics: Optional[dict] = None) -> None:
         """Repeat what was not loaded beside the metrics."""
+        # (worded differently: mmengine's logger drops repeated warnings)
         if self.report is not None and not self.report.fits:
-            runner.logger.warning(self._message())
+            runner.logger.warning(
+                f'the metrics above are of a partly loaded model: partial load of '
+                f'{self.filename} (allowed), {self.report.loaded} model tensors '
+                f'loaded.\n{self.report.summary()}'
+            )
