@@ -28,9 +28,11 @@ _REFUSED_GLOBAL = re.compile(r'(?:Unsupported global: GLOBAL|unsupported GLOBAL)
 _REFUSED_OBJECT = ('Can only ', 'Trying to call reduce')
 
 
-# What torch.load raises for a damaged file; a corrupt pickle stream makes
-# the unpickler fail on whichever opcode the damage produced.
+# What torch.load raises for a damaged file: torch's zip reader gives
+# OSError (EINVAL) for an archive cut short, and a corrupt pickle stream
+# makes the unpickler fail on whichever opcode the damage produced.
 _DAMAGED = (
+    OSError,
     RuntimeError,
     EOFError,
     zipfile.BadZipFile,
