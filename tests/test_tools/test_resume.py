@@ -20,6 +20,8 @@ import pytest
 import torch
 from tool_runner import REPO, TOOLS, check, run_tool, weights, write_tiny_config
 
+import mmdrn.openmmlab  # noqa: F401  (mmengine checkpoints load weights-only)
+
 # Imported by the training process (custom_imports): the save of iter_4.pth
 # writes half of its bytes, announces it, and hangs until killed.
 SLOW_WRITER = """
