@@ -122,13 +122,15 @@ def load_file(
             f'cannot read checkpoint {path!r}: the file is empty (an '
             f'interrupted write?)'
         )
+    # torch.load reads a '.safetensors' path with the safetensors library
+    safetensors = path.endswith('.safetensors')
     with open(path, 'rb') as f:
         head = f.read(16)
     # torch.save writes a zip archive ('PK'), or in its legacy format a
     # pickle, which starts with the PROTO opcode. Other bytes (text, HTML,
     # images) would otherwise meet the unpickler, which fails with whatever
     # its first opcode implies (KeyError, IndexError, ...).
-    if not head.startswith((b'PK', pickle.PROTO)):
+    if not safetensors and not head.startswith((b'PK', pickle.PROTO)):
         raise CheckpointError(
             f'cannot read checkpoint {path!r}: it is not a file written by '
             f'torch.save (it begins with {head!r}; torch.save writes a zip '
@@ -138,7 +140,10 @@ def load_file(
         return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         raise _refusal(path, err) from err
-    except _DAMAGED as err:
+    except Exception as err:
+        # the safetensors library has its own error type (SafetensorError)
+        if not (safetensors or isinstance(err, _DAMAGED)):
+            raise
         raise CheckpointError(
             f'cannot read checkpoint {path!r}: the file is truncated or '
             f'corrupt ({type(err).__name__}: {err})'

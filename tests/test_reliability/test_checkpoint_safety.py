@@ -368,6 +368,18 @@ def test_load_file_says_a_text_file_is_not_a_checkpoint(tmp_path, cut):
     )
 
 
+def test_load_file_reads_safetensors_and_explains_damaged_ones(tmp_path):
+    """torch.load reads a '.safetensors' path with the safetensors library."""
+    safetensors_torch = pytest.importorskip('safetensors.torch')
+    path = tmp_path / 'weights.safetensors'
+    safetensors_torch.save_file({'w': torch.arange(4.0)}, str(path))
+    assert torch.equal(load_file(path)['w'], torch.arange(4.0))
+    for data in (path.read_bytes()[:-3], b'hello, these are not weights\n'):
+        path.write_bytes(data)
+        with pytest.raises(CheckpointError, match='the file is truncated or corrupt'):
+            load_file(path)
+
+
 def test_backbone_loaders_explain_damaged_files(damaged, mmengine_loader):
     for load in (
         lambda: load_drn_weights(DRN('C', 26), damaged),

@@ -82,12 +82,15 @@ def files(tmp_path_factory, demo_data):
     tmp = tmp_path_factory.mktemp('strict')
     backbone = tmp / 'drn_d_22_fyu.pth'  # fyu/drn's classification network
     torch.save(DRN('D', 22).state_dict(), backbone)
+    safetensors_torch = pytest.importorskip('safetensors.torch')
+    safetensors_torch.save_file(DRN('D', 22).state_dict(), tmp / 'drn_d_22.safetensors')
     return dict(
         d22_7=_config(tmp, demo_data, 'D', 22, 7),
         d22_19=_config(tmp, demo_data, 'D', 22, 19),
         ckpt_c26_7=_segmentor_checkpoint(tmp, 'C', 26, 7),
         ckpt_d22_7=_segmentor_checkpoint(tmp, 'D', 22, 7),
         backbone=str(backbone),
+        safetensors=str(tmp / 'drn_d_22.safetensors'),
     )
 
 
@@ -140,8 +143,9 @@ def test_another_number_of_classes_is_refused_and_named(tmp_path, files):
     assert 'backbone a DRN-D-22, decode_head with 19 classes.' in out
 
 
-def test_a_plain_fyu_drn_network_is_refused_with_the_conversion(tmp_path, files):
-    out = _refused(tmp_path, files['d22_7'], files['backbone'], in_process=True)
+@pytest.mark.parametrize('kind', ['backbone', 'safetensors'])
+def test_a_plain_fyu_drn_network_is_refused_with_the_conversion(tmp_path, files, kind):
+    out = _refused(tmp_path, files['d22_7'], files[kind], in_process=True)
     assert (
         'The file holds a DRN-D-22 classification network (1000 classes) in '
         "fyu/drn's drn.py layout, not an OpenMMLab model"
