@@ -1,6 +1,9 @@
 # The README's commands. Each one installs the stack first (seconds once the
 # mmcv wheel is cached in ~/.cache/mmdrn/wheels).
-PYTHON ?= .venv/bin/python
+# The environment scripts/install.sh installs into: $VENV, the active
+# virtual/conda environment, or ./.venv.
+VENV ?= $(or $(VIRTUAL_ENV),$(CONDA_PREFIX),.venv)
+PYTHON ?= $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .PHONY: install demo test test-slow lint
@@ -18,5 +21,5 @@ test-slow: install
 	$(PYTHON) -m pytest -m slow $(PYTEST_ARGS)
 
 lint:
-	$(PYTHON) -m ruff check mmdrn tools tests configs
-	$(PYTHON) -m ruff format --check mmdrn tools tests
+	$(PYTHON) -m ruff check setup.py mmdrn tools tests configs
+	$(PYTHON) -m ruff format --check setup.py mmdrn tools tests

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Install mmdrn with its full OpenMMLab + timm stack into a virtual environment.
+# Install mmdrn with its full OpenMMLab + timm stack into a virtual environment:
+# the exact versions of requirements/stack.txt, and mmdrn itself in editable
+# mode with its `openmmlab` and `tests` extras (`pip install -e .[openmmlab,tests]`).
 #
 #   bash scripts/install.sh            # creates/uses ./.venv
 #   VENV=/path/to/env bash scripts/install.sh
@@ -41,17 +43,19 @@ log "using $("$py" --version) in $env_dir"
 # Nothing to do when this environment was installed from the same pins and
 # the stack still imports (the stamp is written at the end of a full run).
 stamp="$env_dir/.mmdrn-install-stamp"
-fingerprint=$(cat "$stack" "$root/requirements/tests.txt" "$root/setup.py" \
+fingerprint=$(cat "$root"/requirements/*.txt "$root/setup.py" \
               | sha256sum | cut -d' ' -f1)
+stack_imports='import mmcv.ops, mmseg.models, mmpretrain.models, timm, mmdrn, mmdrn.openmmlab'
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$fingerprint:$root" ]] \
-   && "$py" -c 'import mmcv.ops, mmseg.models, mmpretrain.models, timm, mmdrn' \
-        2>/dev/null; then
+   && "$py" -c "$stack_imports" 2>/dev/null; then
     log "already installed from these pins: nothing to do ($((SECONDS - start)) s)"
     exit 0
 fi
 
-# mmcv's setup.py imports pkg_resources, which setuptools 81 removed.
-"${pip[@]}" install -q --upgrade pip 'setuptools<81' wheel ninja
+# mmcv's setup.py and openmim import pkg_resources, which setuptools 81
+# removed; 77 is the first to read the SPDX license field mmdrn declares.
+setuptools_range='setuptools>=77,<81'
+"${pip[@]}" install -q --upgrade pip "$setuptools_range" wheel ninja
 
 # --- torch -----------------------------------------------------------------
 have_torch=$("$py" -c 'import torch, torchvision; print(torch.__version__)' 2>/dev/null || true)
@@ -122,11 +126,20 @@ EOF
 fi
 
 # --- the OpenMMLab stack, timm and mmdrn itself -----------------------------
-log "installing mmdrn and the pinned stack"
-"${pip[@]}" install -q -e "$root[tests]"
+# setup.py declares ranges; the pins of stack.txt hold them to the tested
+# versions. torch, torchvision and mmcv are left out of the constraints: they
+# were settled above (an existing torch or a working mmcv is kept).
+log "installing mmdrn[openmmlab,tests] with the pinned stack"
+constraints=$(mktemp)
+grep -vE '^(torch|torchvision|mmcv)==' "$stack" > "$constraints"
+"${pip[@]}" install -q -e "$root[openmmlab,tests]" -c "$constraints"
+rm -f "$constraints"
+# A dependency pinning an old setuptools (openmim's dataset downloader did in
+# some releases) must not take pkg_resources' fixes away again.
+"${pip[@]}" install -q "$setuptools_range"
+"$py" -c "$stack_imports"
 "$py" - <<'EOF'
-import mmcv.ops, mmseg.models, mmpretrain.models, timm, mmdrn  # noqa: F401
-import mmcv, mmengine, mmseg, mmpretrain, torch
+import mmcv, mmengine, mmseg, mmpretrain, torch, timm
 print('[mmdrn install] ok: torch', torch.__version__, '| mmcv', mmcv.__version__,
       '| mmengine', mmengine.__version__, '| mmseg', mmseg.__version__,
       '| mmpretrain', mmpretrain.__version__, '| timm', timm.__version__)

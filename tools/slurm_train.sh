@@ -4,7 +4,8 @@
 #   GPUS=16 bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [train.py options...]
 #
 # GPUS (total, default 4), GPUS_PER_NODE (default 4; 0 for CPU-only nodes),
-# CPUS_PER_TASK (default 5), SRUN_ARGS (extra srun arguments), PYTHON.
+# CPUS_PER_TASK (default 5), SRUN_ARGS (extra srun arguments),
+# PYTHON (else the interpreter find_python.sh finds).
 set -euo pipefail
 if [[ $# -lt 3 ]]; then
     echo "usage: $0 PARTITION JOB_NAME CONFIG [train.py options...]" >&2
@@ -18,6 +19,7 @@ GPUS_PER_NODE=${GPUS_PER_NODE:-4}
 gres=()
 if [[ "$GPUS_PER_NODE" -gt 0 ]]; then gres=(--gres="gpu:$GPUS_PER_NODE"); fi
 tools="$(cd "$(dirname "$0")" && pwd)"
+source "$tools/find_python.sh"
 # SRUN_ARGS is split into words on purpose: it holds several arguments.
 # shellcheck disable=SC2086
 PYTHONPATH="$tools/..${PYTHONPATH:+:$PYTHONPATH}" \
@@ -29,4 +31,4 @@ exec srun -p "$PARTITION" \
     --cpus-per-task="${CPUS_PER_TASK:-5}" \
     --kill-on-bad-exit=1 \
     ${SRUN_ARGS:-} \
-    "${PYTHON:-python}" -u "$tools/train.py" "$CONFIG" --launcher slurm "${@:4}"
+    "$PYTHON" -u "$tools/train.py" "$CONFIG" --launcher slurm "${@:4}"

@@ -15,9 +15,7 @@ max_iters = 20000
 data_preprocessor = dict(size=crop_size)
 model = dict(
     data_preprocessor=data_preprocessor,
-    backbone=dict(
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/drn_c_26-ddedf421.pth')
-    ),
+    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='drn://drn_c_26')),
 )
 optimizer = dict(type='SGD', lr=0.001, momentum=0.9, weight_decay=1e-4)
 optim_wrapper = dict(type='OptimWrapper', optimizer=optimizer, clip_grad=None)

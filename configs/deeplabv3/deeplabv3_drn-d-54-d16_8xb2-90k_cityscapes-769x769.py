@@ -16,9 +16,7 @@ model = dict(
     backbone=dict(
         type='DRN_D',
         depth=54,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='checkpoints/drn_d_54-0e0534ff.pth'
-        ),
+        init_cfg=dict(type='Pretrained', checkpoint='drn://drn_d_54'),
     ),
     decode_head=dict(num_classes=19),
 )

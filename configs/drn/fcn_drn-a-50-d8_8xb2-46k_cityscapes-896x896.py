@@ -1,22 +1,12 @@
-# DRN-A-50 on Cityscapes with the DRN paper's plain head (Table 3 setup):
-# 1x1 classifier + bilinear upsampling, crop + flip only, official step
-# schedule. See ../_base_/ for where each number comes from.
-_base_ = [
-    '../_base_/models/fcn_drn-d8.py',
-    '../_base_/datasets/cityscapes_drn-896x896.py',
-    'mmseg::_base_/default_runtime.py',
-    '../_base_/schedules/schedule_drn-cityscapes-250e.py',
-]
-crop_size = (896, 896)
-data_preprocessor = dict(size=crop_size)
+# DRN-A-50: the DRN-C-26 recipe with DRN-A-50, which starts from torchvision's
+# ImageNet ResNet-50 as fyu/drn's drn_a_50 does; its final map has 2048
+# channels.
+_base_ = './fcn_drn-c-26-d8_8xb2-46k_cityscapes-896x896.py'
 model = dict(
-    data_preprocessor=data_preprocessor,
     backbone=dict(
         type='DRN_A',
         depth=50,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='checkpoints/resnet50-19c8e357.pth'
-        ),
+        init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50'),
     ),
     decode_head=dict(in_channels=2048, channels=2048),
 )

@@ -1,6 +1,7 @@
-# DRN-C-26 on Cityscapes with the DRN paper's plain head (Table 3 setup):
-# 1x1 classifier + bilinear upsampling, crop + flip only, official step
-# schedule. See ../_base_/ for where each number comes from.
+# DRN-C-26 on Cityscapes with the DRN paper's plain head (Sec. 5.3, Table 3):
+# 1x1 classifier + bilinear upsampling, crop + flip only, the official step
+# schedule. See ../_base_/ for where each number comes from; the siblings in
+# this folder inherit this file and change the backbone.
 _base_ = [
     '../_base_/models/fcn_drn-d8.py',
     '../_base_/datasets/cityscapes_drn-896x896.py',
@@ -14,9 +15,7 @@ model = dict(
     backbone=dict(
         type='DRN_C',
         depth=26,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='checkpoints/drn_c_26-ddedf421.pth'
-        ),
+        init_cfg=dict(type='Pretrained', checkpoint='drn://drn_c_26'),
     ),
     decode_head=dict(in_channels=512, channels=512),
 )

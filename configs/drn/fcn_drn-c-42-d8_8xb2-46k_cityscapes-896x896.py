@@ -1,22 +1,7 @@
-# DRN-C-42 on Cityscapes with the DRN paper's plain head (Table 3 setup):
-# 1x1 classifier + bilinear upsampling, crop + flip only, official step
-# schedule. See ../_base_/ for where each number comes from.
-_base_ = [
-    '../_base_/models/fcn_drn-d8.py',
-    '../_base_/datasets/cityscapes_drn-896x896.py',
-    'mmseg::_base_/default_runtime.py',
-    '../_base_/schedules/schedule_drn-cityscapes-250e.py',
-]
-crop_size = (896, 896)
-data_preprocessor = dict(size=crop_size)
+# DRN-C-42: the DRN-C-26 recipe with the deeper backbone.
+_base_ = './fcn_drn-c-26-d8_8xb2-46k_cityscapes-896x896.py'
 model = dict(
-    data_preprocessor=data_preprocessor,
     backbone=dict(
-        type='DRN_C',
-        depth=42,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='checkpoints/drn_c_42-9d336e8c.pth'
-        ),
-    ),
-    decode_head=dict(in_channels=512, channels=512),
+        depth=42, init_cfg=dict(type='Pretrained', checkpoint='drn://drn_c_42')
+    )
 )

@@ -1,4 +1,5 @@
-# DRN-D-105 on Cityscapes, the official best setup (github.com/fyu/drn README:
+# DRN-D-105 on Cityscapes, the official best setup (github.com/fyu/drn README,
+# unchanged from 93986da to d75db2e:
 # 75.6 mIoU on val, "trained with poly learning rate, random scaling and
 # rotations"):
 #   segment.py train -c 19 -s 840 --arch drn_d_105 --random-scale 2
@@ -14,25 +15,10 @@
 #   official code, per iteration here;
 # - 500 epochs of 2975 // 16 = 185 iterations = 92500 iterations; weight
 #   decay 1e-4 (segment.py default); BN synchronised across GPUs (--bn-sync).
-_base_ = [
-    '../_base_/models/fcn_drn-d8.py',
-    '../_base_/datasets/cityscapes_drn-896x896.py',
-    'mmseg::_base_/default_runtime.py',
-    '../_base_/schedules/schedule_drn-cityscapes-250e.py',
-]
+_base_ = './fcn_drn-d-105-d8_8xb2-46k_cityscapes-896x896.py'
 crop_size = (840, 840)
 data_preprocessor = dict(size=crop_size)
-model = dict(
-    data_preprocessor=data_preprocessor,
-    backbone=dict(
-        type='DRN_D',
-        depth=105,
-        init_cfg=dict(
-            type='Pretrained', checkpoint='checkpoints/drn_d_105-12b40979.pth'
-        ),
-    ),
-    decode_head=dict(in_channels=512, channels=512),
-)
+model = dict(data_preprocessor=data_preprocessor)
 # The official code rotates, then rescales, then crops and flips.
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -31,6 +31,13 @@ One :class:`DRN` class builds every variant from the ``_ARCHS`` table:
 * **DRN-D** (22, 24, 38, 40, 54, 56, 105, 107): fyu/drn's variant whose levels
   1, 2, 7 and 8 (and the stem, ``layer0``) are plain conv-norm-act layers.
 
+B/C/D dilate levels 5 and 6 as fyu/drn's ``drn.py`` does (``_make_layer``
+with ``new_level=False``, at revision d75db2e): every 3x3 convolution of level
+5 at dilation 2 and of level 6 at 4, the first (formerly strided) one
+included. The paper's equations for DRN-A would keep that first convolution
+at 1 (level 5) and 2 (level 6); we follow the code, whose checkpoints were
+trained that way.
+
 Levels and their output strides (``output_stride=8``, the paper's setting)::
 
     level      1    2    3    4    5    6    7    8
@@ -57,11 +64,40 @@ of that convolution. Where the step would need a dilation below 1 it is 1::
 Levels 7/8 at os=16/32 and A's first ``layer4`` block at os=16 are the places
 where the step cannot be kept (it would need dilation 1/2).
 
+Weights trained at output stride 16 and evaluated at 8 (DeepLabv3's protocol)
+need the reverse rule: ``train_output_stride=16`` with ``output_stride=8``
+removes the stride and multiplies every dilation of the os=16 plan by the
+stride removed before that convolution, so the network computes the trained
+function sampled densely at every level (its os=8 output, taken at every other
+position, is the os=16 output). It equals the os=8 paper plan except where
+the os=16 plan clamped::
+
+    B/C/D, os=8 from 16:  level 5 (2, 2), level 6 4, level 7 2, level 8 2
+                          (paper plan: level 8 at 1)
+    B/C/D, os=8 from 32:  levels 5 2, 6 4, 7 4, 8 4 (paper: level 7 at 2, 8 at 1)
+    A, os=8 from 16:      layer3 (1, 2, 2), layer4 (2, 2, 4)
+                          (paper: layer3 (1, 1, 2), layer4 (1, 1, 4))
+
+(``(a, b, c)``: the 3x3 reading the level input, the other 3x3s of the first
+block, the later blocks.)
+
 Beyond the official code: global pooling works at any input size (the
 original's fixed 28x28 average pool only fits 224x224 inputs), ``in_chans``
 other than 3, ``norm_layer``/``act_layer`` choices, gradient checkpointing and
 the timm model API (``forward_features``, ``forward_head``,
 ``forward_intermediates``, ``features_only``, ``reset_classifier`` ...).
+
+Pretrained weights (``pretrained=True``) come from :mod:`mmdrn.hub`, which
+verifies every file (SHA-1 or SHA-256) before it is used. DRN-C-26/42/58 and
+DRN-D-22/38/54/105 have two tags: ``osmr_in1k`` (osmr/imgclsmob's retrained
+weights, GitHub release assets) and ``fyu_in1k`` (the official fyu/drn files
+on ``dl.yf.io``). ``osmr_in1k`` is the default because GitHub's release
+assets are the copies most likely to download, while ``dl.yf.io`` has been
+unreachable for long stretches; if the default cannot be downloaded, an
+untagged name (``drn_c_26``) falls back to ``fyu_in1k`` and says so, and
+``model.pretrained_cfg['tag']`` names the weights loaded. DRN-A takes
+torchvision's ResNet files (``tv_in1k``). DRN-B and DRN-D-24/40/56/107 have
+no published weights.
 
 Example:
     >>> import timm, torch
@@ -95,6 +131,7 @@ from timm.models import (
     register_model,
 )
 
+from .. import hub
 from ..utils import load_file
 from ..utils.validation import check_float, check_int, check_level_indices
 from .drn_weights import convert_state_dict, match_state_dict, unwrap_state_dict
@@ -356,19 +393,63 @@ class _LevelPlan(NamedTuple):
     reduction: int  # output stride of the level
 
 
-def level_plan(arch: str, output_stride: int = 8) -> List[_LevelPlan]:
+def level_plan(
+    arch: str, output_stride: int = 8, train_output_stride: Optional[int] = None
+) -> List[_LevelPlan]:
     """Stride and dilations of every level for an output stride.
 
-    Each 3x3 convolution keeps the sampling step (dilation x input stride) it
-    has at output stride 8; see the module docstring.
+    Without ``train_output_stride`` (the paper's plans), each 3x3 convolution
+    keeps the sampling step (dilation x input stride) it has at output stride
+    8; see the module docstring.
+
+    With ``train_output_stride`` larger than ``output_stride`` (weights trained
+    at 16, evaluated at 8, as DeepLabv3 does), the plan is instead derived from
+    the training plan: every 3x3 convolution keeps the step it had *in
+    training*, so the network computes the trained function sampled densely
+    (its output at the training positions is the training-stride output).
+    This differs from the paper's plan wherever the training plan had to clamp
+    a dilation to 1 (B/C/D level 8 and, from 32, level 7; the first blocks of
+    A's ``layer3``/``layer4``): there the test plan doubles (or quadruples)
+    it.
 
     Args:
         arch (str): 'A', 'B', 'C' or 'D'.
         output_stride (int): 8, 16 or 32. Default: 8.
+        train_output_stride (int, optional): The output stride the weights
+            were trained at: None or ``output_stride`` for the paper's plan,
+            else 16 or 32 (at least ``output_stride``). Default: None.
 
     Returns:
         list[_LevelPlan]: One entry per level.
     """
+    _check_choice('output_stride', output_stride, OUTPUT_STRIDES)
+    if train_output_stride is None or train_output_stride == output_stride:
+        return _paper_plan(arch, output_stride)
+    allowed = [s for s in OUTPUT_STRIDES if s > output_stride]
+    if train_output_stride not in allowed:
+        raise ValueError(
+            f'train_output_stride must be None, {output_stride} (output_stride) '
+            f'or one of {allowed}, got {train_output_stride!r}'
+        )
+    trained = _paper_plan(arch, train_output_stride)
+    dense = _paper_plan(arch, output_stride)
+    plans = []
+    in_t = in_o = 4 if arch == 'A' else 1  # input reductions, train / test
+    for t, o in zip(trained, dense):
+        plans.append(
+            _LevelPlan(
+                stride=o.stride,
+                dilation_in=t.dilation_in * in_t // in_o,
+                dilation_out=t.dilation_out * t.reduction // o.reduction,
+                dilation=t.dilation * t.reduction // o.reduction,
+                reduction=o.reduction,
+            )
+        )
+        in_t, in_o = t.reduction, o.reduction
+    return plans
+
+
+def _paper_plan(arch: str, output_stride: int) -> List[_LevelPlan]:
     levels = _LEVELS_A if arch == 'A' else _LEVELS_BCD
     stem = 4 if arch == 'A' else 1
     plans = []
@@ -495,6 +576,10 @@ class DRN(nn.Module):
         in_chans (int): Input image channels. Default: 3.
         output_stride (int): 8 (the paper), 16 or 32, with the same weights.
             Default: 8.
+        train_output_stride (int, optional): For evaluating weights trained
+            at a larger output stride (e.g. 16) at ``output_stride`` (e.g. 8):
+            dilates so the trained function is sampled densely
+            (:func:`level_plan`). None: the paper's plan. Default: None.
         global_pool (str): timm pooling type: 'avg', 'max', 'avgmax',
             'catavgmax' or '' (no pooling; B/C/D then apply the 1x1 conv
             classifier at every position, DRN-A needs ``num_classes=0``).
@@ -528,6 +613,7 @@ class DRN(nn.Module):
         num_classes: int = 1000,
         in_chans: int = 3,
         output_stride: int = 8,
+        train_output_stride: Optional[int] = None,
         global_pool: str = 'avg',
         drop_rate: float = 0.0,
         norm_layer: LayerFactory = nn.BatchNorm2d,
@@ -549,6 +635,7 @@ class DRN(nn.Module):
         self.layers = _ARCHS[arch][depth].layers
         self.in_chans = in_chans
         self.output_stride = output_stride
+        self.train_output_stride = train_output_stride
         self.num_classes = num_classes
         self.drop_rate = drop_rate
         self.grad_checkpointing = False
@@ -574,7 +661,7 @@ class DRN(nn.Module):
         # Levels 1..8 (A: 1..4), registered in execution order.
         in_chs = 64 if arch == 'A' else 16
         feature_info = []
-        plans = level_plan(arch, output_stride)
+        plans = level_plan(arch, output_stride, train_output_stride)
         for index, plan in enumerate(plans):
             name = f'layer{index + 1}'
             kind = self._level_kind(index)
@@ -937,10 +1024,22 @@ def _create_drn(variant: str, pretrained: bool = False, **kwargs: Any) -> DRN:
     num_levels = 4 if kwargs['arch'] == 'A' else 8
     if kwargs.get('features_only') and kwargs.get('out_indices') is not None:
         kwargs['out_indices'] = _check_out_indices(kwargs['out_indices'], num_levels)
+    overlay = dict(kwargs.pop('pretrained_cfg_overlay', None) or {})
+    tag = kwargs.get('pretrained_cfg')
+    from_hub = (
+        pretrained
+        and not any(overlay.get(k) for k in ('file', 'url', 'state_dict'))
+        and (tag is None or isinstance(tag, str))
+    )
+    if from_hub:
+        # timm's own download would not check osmr's SHA-1 (nor, by default,
+        # any hash): mmdrn.hub verifies the file, timm reads it as a local one.
+        path, source = hub.fetch(f'{variant}.{tag}' if tag else variant)
+        overlay['file'] = path
+        kwargs['pretrained_cfg'] = source.tag  # the weights actually loaded
     # A local file (pretrained_cfg_overlay=dict(file=...)) is read by mmdrn's
     # weights-only loader, whose errors explain empty/damaged/unsafe files,
     # and handed to timm as a state dict.
-    overlay = dict(kwargs.pop('pretrained_cfg_overlay', None) or {})
     read_here = bool(pretrained and overlay.get('file') and 'state_dict' not in overlay)
     if read_here:
         overlay['state_dict'] = unwrap_state_dict(load_file(overlay['file']))
@@ -957,10 +1056,6 @@ def _create_drn(variant: str, pretrained: bool = False, **kwargs: Any) -> DRN:
         for module in (model, *model.modules()):  # features_only wrappers too
             getattr(module, 'pretrained_cfg', {}).pop('state_dict', None)
     return model
-
-
-_FYU = 'https://tigress-web.princeton.edu/~fy/drn/models/'
-_TV = 'https://download.pytorch.org/models/'
 
 
 def _cfg(url: str = '', first_conv: str = 'conv1', **kwargs: Any) -> Dict[str, Any]:
@@ -983,27 +1078,33 @@ def _cfg(url: str = '', first_conv: str = 'conv1', **kwargs: Any) -> Dict[str, A
     }
 
 
-# DRN-A: fyu/drn's drn_a_50 loads torchvision's ResNet-50 ImageNet weights;
-# DRN-A-trained weights were never released. The other depths point to the
-# torchvision ResNet of the same depth, which has the same keys.
+def _hub_cfg(source: hub.WeightSource) -> Dict[str, Any]:
+    """The timm cfg of one published file (see :mod:`mmdrn.hub`)."""
+    notes = None
+    if source.top1_err is not None:
+        notes = (
+            f'ImageNet-1k val top-1 / top-5 error {source.top1_err}% / '
+            f'{source.top5_err}% as published by {source.origin_url}',
+        )
+    return _cfg(
+        source.url,
+        'layer0.0' if source.model.startswith('drn_d') else 'conv1',
+        license=source.license,
+        origin_url=source.origin_url,
+        description=source.description,
+        notes=notes,
+    )
+
+
+# Tags in mmdrn.hub's order: the first tag of an architecture is its default.
 default_cfgs = generate_default_cfgs(
     {
-        'drn_a_18.tv_in1k': _cfg(_TV + 'resnet18-5c106cde.pth'),
-        'drn_a_34.tv_in1k': _cfg(_TV + 'resnet34-333f7ec4.pth'),
-        'drn_a_50.tv_in1k': _cfg(_TV + 'resnet50-19c8e357.pth'),
-        'drn_a_101.tv_in1k': _cfg(_TV + 'resnet101-5d3b4d8f.pth'),
+        **{name: _hub_cfg(source) for name, source in hub.WEIGHTS.items()},
         'drn_b_26': _cfg(),
         'drn_b_42': _cfg(),
-        'drn_c_26.fyu_in1k': _cfg(_FYU + 'drn_c_26-ddedf421.pth'),
-        'drn_c_42.fyu_in1k': _cfg(_FYU + 'drn_c_42-9d336e8c.pth'),
-        'drn_c_58.fyu_in1k': _cfg(_FYU + 'drn_c_58-0a53a92c.pth'),
-        'drn_d_22.fyu_in1k': _cfg(_FYU + 'drn_d_22-4bd2f8ea.pth', 'layer0.0'),
         'drn_d_24': _cfg(first_conv='layer0.0'),
-        'drn_d_38.fyu_in1k': _cfg(_FYU + 'drn_d_38-eebb45f0.pth', 'layer0.0'),
         'drn_d_40': _cfg(first_conv='layer0.0'),
-        'drn_d_54.fyu_in1k': _cfg(_FYU + 'drn_d_54-0e0534ff.pth', 'layer0.0'),
         'drn_d_56': _cfg(first_conv='layer0.0'),
-        'drn_d_105.fyu_in1k': _cfg(_FYU + 'drn_d_105-12b40979.pth', 'layer0.0'),
         'drn_d_107': _cfg(first_conv='layer0.0'),
     }
 )

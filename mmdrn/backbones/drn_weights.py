@@ -39,6 +39,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Uni
 import torch
 import torch.nn as nn
 
+from .. import hub
 from ..utils import CheckpointError, load_file
 
 __all__ = [
@@ -281,16 +282,24 @@ def match_state_dict(
         fill_missing_classifier and not any(k.startswith('fc.') for k in state)
     )
     optional = set(optional_keys)
-    missing = []
+    missing, kept = [], []
     for key, value in reference.items():
         if key in state:
             continue
         if key.endswith('num_batches_tracked'):
             state[key] = torch.zeros_like(value)
-        elif key in optional or (keep_fc and key.startswith('fc.')):
+        elif key in optional:
+            state[key] = value
+            kept.append(key)
+        elif keep_fc and key.startswith('fc.'):
             state[key] = value
         else:
             missing.append(key)
+    if kept:
+        _logger.warning(
+            f'the checkpoint lacks {len(kept)} keys of parameters the forward '
+            f'pass never uses; they keep their initialisation: {_names(kept)}'
+        )
     if keep_fc and not skip_classifier and any(k.startswith('fc.') for k in reference):
         _logger.warning('the checkpoint has no classifier; fc keeps its initialisation')
     unexpected = [k for k in state if k not in reference]
@@ -320,7 +329,9 @@ def match_state_dict(
 
 
 def _local_file(path_or_url: str) -> str:
-    """The path itself, or the cached download of a URL."""
+    """The path itself, the verified file of ``drn://NAME``, or a URL's download."""
+    if path_or_url.startswith(hub.SCHEME):
+        return hub.fetch(path_or_url)[0]
     if '://' not in path_or_url:
         return path_or_url
     name = os.path.basename(urllib.parse.urlparse(path_or_url).path)
@@ -342,9 +353,10 @@ def load_drn_weights(
     Args:
         model (DRN): Target model (any output stride, ``in_chans`` must match).
         checkpoint (str | PathLike | Mapping): File (read with
-            :func:`mmdrn.utils.load_file`), URL (downloaded once into
-            ``torch.hub``'s checkpoint cache, then read the same way) or an
-            already loaded checkpoint.
+            :func:`mmdrn.utils.load_file`), ``drn://NAME`` (published
+            weights, downloaded and verified by :func:`mmdrn.hub.fetch`),
+            URL (downloaded once into ``torch.hub``'s checkpoint cache, then
+            read the same way) or an already loaded checkpoint.
         skip_classifier (bool): Keep the model's ``fc`` and ignore the
             checkpoint's (e.g. a 1000-class ImageNet ``fc`` into a 19-class
             model, or into a backbone without classifier). Default: False.

@@ -5,7 +5,9 @@ config, which imports it once mmengine is loaded) registers the backbones
 ``DRN_A`` ... ``DRN_D``, the necks ``ASPPNeck`` and ``ContextNeck``, the heads
 ``CAMHead`` / ``CAMSegHead``, the ``ImageNetLocMetric``, ``DRNDemoDataset``,
 ``FixedCrop``, the ``NaNGuardHook`` and the ``CPUAmpOptimWrapper`` into
-whichever of MMSegmentation and mmpretrain is installed.
+whichever of MMSegmentation and mmpretrain is installed, and the ``drn://``
+checkpoint scheme (:mod:`.pretrained`): ``init_cfg=dict(type='Pretrained',
+checkpoint='drn://drn_c_26')`` loads the published ImageNet weights.
 
 It also changes three things for the whole process, each switched off by
 setting its environment variable to ``0`` before the import, and each undone
@@ -41,6 +43,7 @@ from .mmengine_compat import (
     register_mmengine_loader,
     unregister_mmengine_loader,
 )
+from .pretrained import register_drn_scheme
 
 __all__ = [
     'PROCESS_WIDE_CHANGES',
@@ -49,6 +52,7 @@ __all__ = [
     'disable_atomic_checkpoints',
     'disallow_mmengine_checkpoints',
     'enable_atomic_checkpoints',
+    'register_drn_scheme',
     'register_mmengine_loader',
     'unregister_mmengine_loader',
 ]
@@ -79,3 +83,5 @@ def _enabled(variable: str) -> bool:
 for _variable, (_apply, _undo) in PROCESS_WIDE_CHANGES.items():
     if _enabled(_variable):
         _apply()
+
+register_drn_scheme()

@@ -10,7 +10,7 @@ tuple, and register the class. They have no classifier; their parameters and
 """
 
 import copy
-from typing import Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
@@ -39,6 +39,7 @@ class _DRNBackbone(DRN, BaseModule):
         in_channels: int = 3,
         out_indices: Union[int, Sequence[int], None] = None,
         output_stride: int = 8,
+        train_output_stride: Optional[int] = None,
         norm_cfg: dict = BN,
         act_cfg: dict = RELU,
         norm_eval: bool = False,
@@ -53,6 +54,7 @@ class _DRNBackbone(DRN, BaseModule):
             num_classes=0,
             in_chans=in_channels,
             output_stride=output_stride,
+            train_output_stride=train_output_stride,
             global_pool='',
             norm_layer=norm_layer_factory(norm_cfg),
             act_layer=act_layer_factory(act_cfg),
@@ -148,6 +150,10 @@ _ARGS_DOC = """
             last one is the final feature map). Default: None.
         output_stride (int): 8 (the paper), 16 or 32, with the same weights.
             Default: 8.
+        train_output_stride (int, optional): Output stride the weights were
+            trained at, when evaluating them at a smaller ``output_stride``
+            (e.g. 16 -> 8): the trained function sampled densely. None: the
+            paper's plan. Default: None.
         norm_cfg (dict): Norm layers (BN, SyncBN, GN ...).
             Default: ``dict(type='BN', requires_grad=True)``.
         act_cfg (dict): Activations. Default: ``dict(type='ReLU')``.

@@ -107,8 +107,13 @@ def test_entry_point_params_and_cfg(name):
     assert cfg['mean'] == (0.485, 0.456, 0.406)
     assert cfg['std'] == (0.229, 0.224, 0.225)
     if name.startswith(('drn_c', 'drn_d_22', 'drn_d_38', 'drn_d_54', 'drn_d_105')):
-        assert cfg['url'].startswith('https://tigress-web.princeton.edu/~fy/drn/')
-        assert name in cfg['url']
+        # default: osmr's GitHub release; fyu's official file as second tag
+        assert cfg['tag'] == 'osmr_in1k'
+        assert cfg['url'].startswith(
+            'https://github.com/osmr/imgclsmob/releases/download/'
+        )
+        fyu = timm.models.get_pretrained_cfg(f'{name}.fyu_in1k')
+        assert fyu.url.startswith('http://dl.yf.io/drn/') and name in fyu.url
 
 
 def test_all_entry_points_registered():

@@ -1,6 +1,7 @@
 """One config per family trains two iterations and validates, on CPU.
 
-(The CAM localization config is evaluation-only: it runs a test pass.)
+(The CAM localization config is evaluation-only: it runs a test pass; the
+context module's second stage runs on the checkpoint of its first.)
 
 Each run uses the config as it is (pipelines, model layout, optimiser,
 schedule, hooks, evaluator) with only what a 2-core CPU needs changed: the
@@ -34,10 +35,7 @@ from mmdrn.utils import load_file
 RUNS = {
     'drn/fcn_drn-d-105-d8_8xb2-poly-92k_cityscapes-840x840.py': ('mIoU', 0.01),
     'cam/cam_drn-c-26-d8_8xb2-20k_voc12aug-512x512.py': ('mIoU', 0.001),
-    'context_module/context-large8_drn-c-26-d8_8xb2-60k_voc12aug-512x512.py': (
-        'mIoU',
-        0.001,
-    ),
+    'context_module/fcn_drn-c-26-d8_8xb2-60k_voc12aug-512x512.py': ('mIoU', 0.001),
     'deeplabv3/deeplabv3_drn-d-54-d16_8xb2-30k_voc12aug-513x513.py': ('mIoU', 0.007),
     'drn_cls/drn-a-50_8xb32_in1k.py': ('accuracy/top1', 0.1),
 }
@@ -175,3 +173,49 @@ def test_cam_localization_config_evaluates_boxes(fixtures, tmp_path):
         assert 0.0 <= metrics[key] <= 100.0, key
     assert metrics['loc/top1_loc_acc'] + metrics['loc/top1_loc_err'] == 100.0
     assert metrics['loc/top1_cls_acc'] == pytest.approx(metrics['accuracy/top1'])
+
+
+def test_context_second_stage_trains_the_module_on_the_fixed_front_end(
+    fixtures, tmp_path
+):
+    from mmengine.runner import Runner
+
+    folder = CONFIG_DIR / 'context_module'
+    stage1 = _tiny_run_config(
+        folder / 'fcn_drn-c-26-d8_8xb2-60k_voc12aug-512x512.py',
+        fixtures,
+        tmp_path / '1',
+    )
+    use_scope(stage1)
+    Runner.from_cfg(stage1).train()
+    front_end = tmp_path / '1' / 'iter_2.pth'
+    trained = load_file(front_end)['state_dict']
+
+    stage2 = _tiny_run_config(
+        folder / 'context-large8_drn-c-26-d8_8xb2-60k_voc12aug-512x512.py',
+        fixtures,
+        tmp_path / '2',
+    )
+    assert stage2.load_from.endswith('iter_60000.pth')
+    stage2.load_from = str(front_end)
+    runner = Runner.from_cfg(stage2)
+    initial_module = {
+        k: v.clone() for k, v in runner.model.decode_head.context.state_dict().items()
+    }
+    runner.train()
+    assert runner.iter == 2
+    after = runner.model.state_dict()
+
+    # the front-end (backbone with its BN statistics, classifier) is the
+    # stage-1 checkpoint's, untouched by two training iterations
+    front_keys = [
+        k for k in trained if k.startswith(('backbone.', 'decode_head.conv_seg.'))
+    ]
+    assert any(k.startswith('decode_head.conv_seg.') for k in front_keys)
+    for key in front_keys:
+        assert torch.equal(after[key], trained[key]), key
+    # the module, which the front-end checkpoint does not have, trained
+    module = runner.model.decode_head.context.state_dict()
+    assert not any(k.startswith('decode_head.context.') for k in trained)
+    changed = [k for k in module if not torch.equal(module[k], initial_module[k])]
+    assert changed, 'the context module did not train'

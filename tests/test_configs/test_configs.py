@@ -36,8 +36,8 @@ LOADERS = (
 def test_config_list_covers_every_family():
     # The glob must find the configs of every method folder.
     folders = {p.relative_to(CONFIG_DIR).parts[0] for p in CONFIGS}
-    assert {'drn', 'context_module', 'deeplabv3', 'drn_cls', 'cam'} <= folders
-    assert len(CONFIGS) >= 28
+    assert {'drn', 'context_module', 'deeplabv3', 'drn_cls', 'cam', 'demo'} <= folders
+    assert len(CONFIGS) >= 29
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=config_id)
@@ -57,6 +57,19 @@ def test_config_loads_with_its_scope(path: Path):
         assert norms == {'SyncBN'}
 
 
+def _listed_parameters() -> dict:
+    import yaml
+
+    return {
+        CONFIG_DIR.parent / model['Config']: model['Metadata']['Parameters']
+        for metafile in CONFIG_DIR.glob('*/metafile.yaml')
+        for model in yaml.safe_load(metafile.read_text())['Models']
+    }
+
+
+PARAMETERS = _listed_parameters()
+
+
 @pytest.mark.parametrize('path', CONFIGS, ids=config_id)
 def test_config_builds_model_and_runs_it(path: Path):
     cfg = load(path)
@@ -71,24 +84,30 @@ def test_config_builds_model_and_runs_it(path: Path):
     else:
         assert out.shape == (1, cfg.model.head.num_classes)
     assert torch.isfinite(out).all()
+    # the metafile's Parameters are this model's
+    assert PARAMETERS[path] == sum(p.numel() for p in model.parameters())
 
 
 def test_test_d8_configs_only_change_stride_and_rates():
     # The train-at-16 / test-at-8 pairs share every weight: only the
-    # backbone's output stride and the ASPP rates (doubled) differ.
+    # backbone's output stride (with train_output_stride=16, so the trained
+    # function is sampled densely) and the ASPP rates (doubled) differ.
     pairs = [p for p in CONFIGS if '-d16-test-d8_' in p.name]
     assert len(pairs) == 4
     for test_path in pairs:
         train_path = test_path.with_name(test_path.name.replace('-test-d8', ''))
         train, test = load(train_path), load(test_path)
         assert train.model.backbone.output_stride == 16
+        assert 'train_output_stride' not in train.model.backbone
         assert test.model.backbone.output_stride == 8
+        assert test.model.backbone.train_output_stride == 16
         rates = train.model.neck.dilations
         assert tuple(test.model.neck.dilations) == tuple(
             1 if r == 1 else 2 * r for r in rates
         )
         for cfg in (train, test):
             del cfg.model.backbone['output_stride'], cfg.model.neck['dilations']
+            cfg.model.backbone.pop('train_output_stride', None)
         assert train.model == test.model
         assert train.train_dataloader == test.train_dataloader
         assert train.test_dataloader == test.test_dataloader
@@ -165,55 +184,141 @@ def test_config_builds_datasets_on_real_layout(path: Path, fixtures):
             assert int(data_sample.gt_label) == {'train': 0, 'val': 1}[split]
 
 
-def test_metafiles_list_every_config_once():
+def _metafiles():
     import yaml
 
+    return {
+        path: yaml.safe_load(path.read_text())
+        for path in sorted(CONFIG_DIR.glob('*/metafile.yaml'))
+    }
+
+
+# Metric names of OpenMMLab's model index (what `mim search` reads).
+METRICS = {'Top 1 Accuracy', 'Top 5 Accuracy', 'mIoU'}
+
+
+def test_metafiles_list_every_config_once_in_the_model_index_fields():
     listed = []
-    for metafile in sorted(CONFIG_DIR.glob('*/metafile.yaml')):
-        meta = yaml.safe_load(metafile.read_text())
-        collections = {c['Name'] for c in meta['Collections']}
+    for metafile, meta in _metafiles().items():
+        assert set(meta) == {'Collections', 'Models'}, metafile
+        collections = {c['Name']: c for c in meta['Collections']}
+        for collection in collections.values():
+            assert {'Name', 'Metadata', 'Paper', 'README'} <= set(collection)
+            assert (CONFIG_DIR.parent / collection['README']).is_file()
+            assert set(collection['Paper']) == {'Title', 'URL'}
         for model in meta['Models']:
+            assert set(model) <= {
+                'Name',
+                'In Collection',
+                'Config',
+                'Metadata',
+                'Results',
+                'Weights',
+            }, model['Name']
             path = CONFIG_DIR.parent / model['Config']
             assert path.is_file(), model['Config']
             assert path.parent == metafile.parent, model['Config']
             assert model['Name'] == path.stem
             assert model['In Collection'] in collections
-            for metric in model.get('Results', {}).get('Metrics', {}).values():
-                assert 0 < metric < 100
+            params = model['Metadata']['Parameters']
+            assert isinstance(params, int) and params > 0, model['Name']
+            assert all('(' not in key for key in model['Metadata']), model['Name']
+            for result in model.get('Results', []):
+                assert set(result) == {'Task', 'Dataset', 'Metrics'}
+                assert set(result['Metrics']) <= METRICS, result['Metrics']
+                for value in result['Metrics'].values():
+                    assert 0 < value < 100
             listed.append(path)
     assert len(listed) == len(set(listed))
-    # every config outside the demo folder is in its folder's metafile
-    listed = {p for p in listed if p.relative_to(CONFIG_DIR).parts[0] != 'demo'}
-    paper_configs = {p for p in CONFIGS if p.relative_to(CONFIG_DIR).parts[0] != 'demo'}
-    assert listed == paper_configs
+    assert set(listed) == set(CONFIGS)
+
+
+# osmr/imgclsmob release assets that pytorchcv 0.0.74 downloads:
+# (file name stem, release); the stem ends with the first 8 hex digits of
+# the SHA-1 of the unpacked .pth.
+OSMR_FILES = {
+    'drn_c_26': ('drnc26-0723-e7306483', 'v0.0.508'),
+    'drn_c_42': ('drnc42-0628-8817241f', 'v0.0.556'),
+    'drn_c_58': ('drnc58-0527-3f74be98', 'v0.0.559'),
+    'drn_d_22': ('drnd22-0758-02cb44bd', 'v0.0.498'),
+    'drn_d_38': ('drnd38-0643-496f648b', 'v0.0.552'),
+    'drn_d_54': ('drnd54-0517-caa3c85d', 'v0.0.554'),
+    'drn_d_105': ('drnd105-0501-8dc6aa76', 'v0.0.564'),
+}
+
+
+def test_imagenet_metafile_weights_name_each_models_source():
+    meta = _metafiles()[CONFIG_DIR / 'drn_cls' / 'metafile.yaml']
+    for model in meta['Models']:
+        backbone = load(CONFIG_DIR.parent / model['Config']).model.backbone
+        arch = f'{backbone.type.lower()}_{backbone.depth}'
+        if arch == 'drn_a_50':
+            expected = 'https://download.pytorch.org/models/resnet50-19c8e357.pth'
+        else:
+            stem, release = OSMR_FILES[arch]
+            expected = (
+                'https://github.com/osmr/imgclsmob/releases/download/'
+                f'{release}/{stem}.pth.zip'
+            )
+        assert model['Weights'] == expected, model['Name']
+
+
+def test_every_config_folder_has_a_readme_with_paper_tag_and_bibtex():
+    folders = {p.parent for p in CONFIGS}
+    for folder in folders:
+        text = (folder / 'README.md').read_text()
+        assert '<!-- [ALGORITHM] -->' in text or '<!-- [BACKBONE] -->' in text, folder
+        assert '```bibtex' in text and '@' in text, folder
+        assert 'arxiv.org/abs/' in text, folder
+        # the results table says for every config whether it was reproduced
+        for path in folder.glob('*.py'):
+            if '-10crop' not in path.name:
+                assert path.name in text, path
 
 
 PRETRAINED_CONFIGS = [
     p for p in CONFIGS if load(p).model.backbone.get('init_cfg') is not None
 ]
+# Configs that start from a trained front-end instead (load_from).
+TWO_STAGE_CONFIGS = [p for p in CONFIGS if load(p).get('load_from')]
 
 
-def test_segmentation_configs_start_from_the_official_imagenet_weights():
-    # Every MMSeg paper config (not the demo) fine-tunes ImageNet weights, and
-    # names the official file of its own arch and depth (the timm pretrained
-    # cfg URL of mmdrn's drn_<arch>_<depth>).
-    from timm.models import get_pretrained_cfg
-
+def test_segmentation_configs_start_from_imagenet_weights_or_their_front_end():
+    # Every MMSeg paper config (not the demo) fine-tunes ImageNet weights
+    # through the drn:// scheme of its own arch and depth (DRN-A-50:
+    # torchvision's ResNet-50), or, for the second stage of the
+    # context-module recipe, loads the checkpoint that a front-end config of
+    # this repository writes.
     seg = {
         p
         for p in CONFIGS
         if load(p).default_scope == 'mmseg'
         and p.relative_to(CONFIG_DIR).parts[0] != 'demo'
     }
-    assert seg <= set(PRETRAINED_CONFIGS)
+    assert seg <= set(PRETRAINED_CONFIGS) | set(TWO_STAGE_CONFIGS)
+    assert not set(PRETRAINED_CONFIGS) & set(TWO_STAGE_CONFIGS)
     for path in PRETRAINED_CONFIGS:
         backbone = load(path).model.backbone
         init = backbone.init_cfg
         assert init.type == 'Pretrained'
-        tag = 'tv_in1k' if backbone.type == 'DRN_A' else 'fyu_in1k'
-        name = f'{backbone.type.lower()}_{backbone.depth}.{tag}'
-        url = get_pretrained_cfg(name).url
-        assert init.checkpoint == 'checkpoints/' + url.rsplit('/', 1)[-1], path
+        if backbone.type == 'DRN_A':
+            assert init.checkpoint == f'torchvision://resnet{backbone.depth}', path
+        else:
+            name = f'{backbone.type.lower()}_{backbone.depth}'
+            assert init.checkpoint == f'drn://{name}', path
+    assert len(TWO_STAGE_CONFIGS) == 3
+    for path in TWO_STAGE_CONFIGS:
+        cfg = load(path)
+        work_dir, ckpt = Path(cfg.load_from).parts[-2:]
+        front_end = next(p for p in CONFIGS if p.stem == work_dir)
+        front = load(front_end)
+        # the front-end's backbone is this config's, trained on the same data
+        for key in ('type', 'depth', 'output_stride'):
+            assert front.model.backbone[key] == cfg.model.backbone[key]
+        assert front.train_dataloader.dataset == cfg.train_dataloader.dataset
+        assert front.model.decode_head.num_classes == cfg.model.decode_head.num_classes
+        # the checkpoint of the front-end's last iteration
+        assert ckpt == f'iter_{front.train_cfg.max_iters}.pth'
 
 
 def test_pretrained_init_cfg_loads_an_official_layout_checkpoint(tmp_path):

@@ -14,3 +14,20 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(batch_size=2, dataset=dict(pipeline=train_pipeline))
+# Multi-scale testing (tools/test.py --tta) as fyu/drn's `segment.py test
+# --ms` (d75db2e): the image at scales 1, 0.5, 0.75, 1.25, 1.5 and 1.75, no
+# flipped copies. MMSeg's SegTTAModel averages the views' softmax
+# probabilities; segment.py sums their log-probabilities (the argmax of a
+# geometric instead of an arithmetic mean).
+img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+tta_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale_factor=r, keep_ratio=True) for r in img_ratios],
+            [dict(type='LoadAnnotations')],
+            [dict(type='PackSegInputs')],
+        ],
+    ),
+]

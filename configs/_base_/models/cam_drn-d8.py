@@ -25,6 +25,7 @@ model = dict(
         output_stride=8,
         norm_cfg=norm_cfg,
         norm_eval=False,
+        init_cfg=dict(type='Pretrained', checkpoint='drn://drn_c_26'),
     ),
     decode_head=dict(
         type='CAMSegHead',

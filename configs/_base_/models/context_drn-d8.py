@@ -1,10 +1,18 @@
 # A DRN front-end followed by the context module of Yu & Koltun ("Multi-Scale
-# Context Aggregation by Dilated Convolutions", ICLR 2016), in the paper's own
-# arrangement: the front-end's 1x1 classifier makes C = num_classes class
-# score maps, the module (identity-initialised, no normalisation) refines them
-# with exponentially dilated 3x3 convolutions and maps back to C channels, and
-# the logits are upsampled bilinearly. The neck holds the front-end
-# classifier and the module; the decode head adds the final 1x1 classifier.
+# Context Aggregation by Dilated Convolutions", ICLR 2016), arranged as in
+# the official code (github.com/fyu/dilation, network.py at 0f10574): the
+# front-end's 1x1 classifier makes K = num_classes class score maps, the
+# module (identity-initialised, no normalisation, a ReLU after each 3x3)
+# refines them with exponentially dilated 3x3 convolutions, and its closing
+# 1x1 layer gives the logits, which are upsampled bilinearly. Both live in
+# mmdrn's ContextHead: conv_seg is the front-end classifier (the key of a
+# plain FCN head, so a trained front-end loads by name) and `context` the
+# module. Nothing follows the module, so a fresh model computes exactly the
+# front-end's scores as the module's ReLUs pass them.
+#
+# Loss: averaged over the labelled pixels (avg_non_ignore=True), as in the
+# official code (Caffe SoftmaxWithLoss, ignore_label 255, normalization
+# VALID) and in fyu/drn's segment.py.
 custom_imports = dict(imports=['mmdrn.openmmlab'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 num_classes = 21
@@ -25,27 +33,24 @@ model = dict(
         output_stride=8,
         norm_cfg=norm_cfg,
         norm_eval=False,
+        init_cfg=dict(type='Pretrained', checkpoint='drn://drn_c_26'),
     ),
-    neck=dict(
-        type='ContextNeck',
+    decode_head=dict(
+        type='ContextHead',
         in_channels=512,
         num_classes=num_classes,
         variant='basic',
         num_layers=8,
         in_index=-1,
-    ),
-    decode_head=dict(
-        type='FCNHead',
-        in_channels=num_classes,
-        channels=num_classes,
-        in_index=-1,
-        num_convs=0,
-        concat_input=False,
         dropout_ratio=0.0,
-        num_classes=num_classes,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+        loss_decode=dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=False,
+            loss_weight=1.0,
+            avg_non_ignore=True,
+        ),
     ),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'),

@@ -6,8 +6,13 @@
 # 3.3 and 4.1); the -d16-test-d8 configs evaluate the same weights at output
 # stride 8 with the rates doubled to (12, 24, 36), which the paper reports as
 # better (Table 6, 77.21 -> 78.51 on VOC val for its ResNet-101).
+# The -test-d8 backbones also set train_output_stride=16: the stride is
+# removed and every later dilation of the os=16 plan doubled (levels 7 and 8
+# included), so the trained function is sampled densely (mmdrn's level_plan).
 # BN: batch statistics over 16 images (SyncBN across GPUs) and "decay =
 # 0.9997", i.e. PyTorch momentum 1 - 0.9997 = 3e-4, in every BN layer.
+# Loss averaged over the labelled pixels (avg_non_ignore=True), as in the
+# DRN code; the DeepLabv3 paper does not say.
 custom_imports = dict(imports=['mmdrn.openmmlab'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True, momentum=3e-4)
 data_preprocessor = dict(
@@ -27,6 +32,7 @@ model = dict(
         output_stride=16,
         norm_cfg=norm_cfg,
         norm_eval=False,
+        init_cfg=dict(type='Pretrained', checkpoint='drn://drn_d_54'),
     ),
     # 256 channels per branch and after the fusing 1x1 (paper Sec. 3.3). The
     # paper states no dropout; 0.1 before the classifier as in MMSeg's own
@@ -51,7 +57,12 @@ model = dict(
         num_classes=21,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+        loss_decode=dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=False,
+            loss_weight=1.0,
+            avg_non_ignore=True,
+        ),
     ),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'),

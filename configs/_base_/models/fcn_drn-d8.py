@@ -11,6 +11,16 @@
 # Inputs are normalised with the ImageNet statistics the backbone was
 # pretrained with (MMSeg's convention); the official code instead uses each
 # dataset's own mean/std (fyu/drn datasets/cityscapes/info.json).
+#
+# The backbone starts from ImageNet weights (the paper fine-tunes its
+# classification DRNs): `drn://drn_c_26` is mmdrn's checkpoint scheme (the
+# timm pretrained sources of drn_c_26, downloaded once and verified).
+#
+# Loss: the official segment.py trains with NLLLoss2d(ignore_index=255) on
+# log-softmax outputs, whose mean runs over the labelled pixels only;
+# avg_non_ignore=True makes MMSeg's CrossEntropyLoss average the same way
+# (its default divides by every pixel, ignored ones included, which scales
+# the effective learning rate by the labelled fraction of each batch).
 custom_imports = dict(imports=['mmdrn.openmmlab'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(
@@ -30,6 +40,7 @@ model = dict(
         output_stride=8,
         norm_cfg=norm_cfg,
         norm_eval=False,
+        init_cfg=dict(type='Pretrained', checkpoint='drn://drn_c_26'),
     ),
     decode_head=dict(
         type='FCNHead',
@@ -42,7 +53,12 @@ model = dict(
         num_classes=19,
         norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+        loss_decode=dict(
+            type='CrossEntropyLoss',
+            use_sigmoid=False,
+            loss_weight=1.0,
+            avg_non_ignore=True,
+        ),
     ),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'),

@@ -1,10 +1,14 @@
-# The official step schedule for the DRN Cityscapes models (github.com/fyu/drn
-# README, "Training"):
-#   segment.py train -c 19 -s 896 --batch-size 16 --epochs 250 --lr 0.001
-#       --momentum 0.99 --step 100
-# with segment.py's default weight decay 1e-4 (its other defaults, lr 0.01 and
-# momentum 0.9, are overridden by that command). The paper itself states no
-# segmentation optimiser settings.
+# The official step schedule for the DRN Cityscapes models, as the fyu/drn
+# README states it at revision 8466d99 (2018-02-15). The README's Cityscapes
+# results table appeared with 93986da (2018-01-01); this command stood from
+# ed24cb5 (the same day) until aa5ac54 (2018-06-02) changed it:
+#   segment.py train -c 19 -s 896 --arch drn_d_22 --batch-size 16
+#       --epochs 250 --lr 0.001 --momentum 0.99 --step 100
+# with segment.py's default weight decay 1e-4. The README's last revision
+# (16acdba, 2018-06-02, unchanged at d75db2e) shows --batch-size 32 --lr 0.01
+# --momentum 0.9 instead and adds that, depending on the batch size, lr and
+# momentum "can be 0.01/0.9 or 0.001/0.99"; we keep batch 16 (8 GPUs x 2)
+# with its 0.001/0.99 pair. The paper states no segmentation optimiser.
 # Epochs -> iterations: 2975 training images // 16 per batch = 185 iterations
 # per epoch (the official loader drops the last partial batch), so 250 epochs
 # = 46250 iterations and the lr is divided by 10 every 100 epochs = 18500

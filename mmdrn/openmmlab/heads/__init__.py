@@ -1,4 +1,5 @@
-"""The registered heads: ``CAMHead`` (mmpretrain) and ``CAMSegHead`` (MMSeg).
+"""The registered heads: ``CAMHead`` (mmpretrain), ``CAMSegHead`` and
+``ContextHead`` (MMSeg).
 
 Each is a subclass of its codebase's head class, so each is defined only
 when that codebase is installed; the maps and boxes themselves are plain
@@ -15,5 +16,6 @@ if 'mmpretrain' in SCOPES:
     __all__ += ['CAMHead']
 if 'mmseg' in SCOPES:
     from .cam_seg_head import CAMSegHead
+    from .context_head import ContextHead
 
-    __all__ += ['CAMSegHead']
+    __all__ += ['CAMSegHead', 'ContextHead']

@@ -1,0 +1,452 @@
+"""Published ImageNet weights of the DRNs: sources, verified download, cache.
+
+Three sources publish ImageNet-1k weights for these networks:
+
+``osmr_in1k``
+    osmr/imgclsmob (the weights pytorchcv downloads): DRN-C-26/42/58 and
+    DRN-D-22/38/54/105 retrained by osmr in MXNet/Gluon and converted to
+    PyTorch. Each is a GitHub release asset ``{name}-{error}-{sha1}.pth.zip``
+    holding one ``.pth`` in pytorchcv's key layout; ``error`` is the top-5
+    error x 100 and ``sha1`` the first 8 hex digits of the SHA-1 of the
+    unpacked ``.pth``, whose full SHA-1 pytorchcv lists and we verify.
+``fyu_in1k``
+    fyu/drn's official files on ``http://dl.yf.io/drn/`` (fyu/drn's own
+    ``drn.py`` names them), in fyu/drn's key layout. The 8 hex digits in each
+    name are the first 8 of the file's SHA-256: torch's model zoo convention
+    (``torch.hub``'s ``check_hash``), and fyu/drn loads them with
+    ``torch.utils.model_zoo.load_url``, which in the PyTorch releases of the
+    time (0.2 to 1.0) verified that prefix on every download.
+``tv_in1k``
+    torchvision's ResNet files for DRN-A (the same key layout; fyu/drn's
+    ``drn_a_50`` loads ResNet-50's). SHA-256 prefix in the name, as above.
+
+The default for an architecture is its first source in :data:`WEIGHTS`
+(``osmr_in1k`` where it exists): GitHub's release assets are the copies most
+likely to download, while ``dl.yf.io`` has been unreachable for long
+stretches.
+
+:func:`fetch` returns the path of a verified ``.pth`` in ``torch.hub``'s cache
+(``torch.hub.get_dir()/checkpoints``). A file already there is verified and
+used without any request. Otherwise each URL is tried in turn: the download
+goes to a temporary file (progress bar on stderr), a zip is unpacked (one
+member), the hash is checked, and only then is the file moved into place; a
+mismatch deletes the download. HTTP errors, connection errors and bad files
+fall through to the next URL; if none works, one :class:`DownloadError` lists
+every URL with its reason and the cache path where a copy downloaded by hand
+is picked up. For an architecture name without a tag (``drn_c_26``) the
+cached files of all its sources are looked at first, then the sources are
+downloaded in order.
+
+``MMDRN_WEIGHTS_MIRROR`` (or ``mirrors=``) replaces the published URLs by one
+or more base URLs (``http://``, ``https://`` or ``file://``, separated by
+commas or spaces) that serve the files under their published names, e.g.
+``$MIRROR/drnc26-0723-e7306483.pth.zip``; only those are tried.
+
+Example:
+    >>> from mmdrn import hub
+    >>> [s.name for s in hub.sources('drn_c_26')]
+    ['drn_c_26.osmr_in1k', 'drn_c_26.fyu_in1k']
+    >>> hub.sources('drn_c_26')[0].file_name
+    'drnc26-0723-e7306483.pth'
+"""
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import socket
+import urllib.error
+import urllib.request
+import uuid
+import zipfile
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import torch
+
+from .utils import CheckpointError
+
+__all__ = [
+    'SCHEME',
+    'MIRROR_ENV',
+    'WEIGHTS',
+    'DownloadError',
+    'WeightSource',
+    'sources',
+    'cache_path',
+    'fetch',
+]
+
+SCHEME = 'drn://'
+MIRROR_ENV = 'MMDRN_WEIGHTS_MIRROR'
+_TIMEOUT_S = 30.0
+_logger = logging.getLogger(__name__)
+
+
+class DownloadError(CheckpointError):
+    """No source could provide verified weights."""
+
+
+class WeightSource(NamedTuple):
+    """One published weight file.
+
+    ``hash`` is a full SHA-1 (40 hex digits) or a SHA-256 prefix (8).
+    ``top1_err``/``top5_err`` are ImageNet-1k validation errors in percent,
+    as the source publishes them (None where it publishes none).
+    """
+
+    model: str
+    tag: str
+    url: str
+    hash: str
+    layout: str  # 'pytorchcv' or 'drn' (see mmdrn.backbones.drn_weights)
+    top1_err: Optional[float]
+    top5_err: Optional[float]
+    license: str
+    origin_url: str
+    description: str
+
+    @property
+    def name(self) -> str:
+        """``model.tag``, timm's name of these weights."""
+        return f'{self.model}.{self.tag}'
+
+    @property
+    def file_name(self) -> str:
+        """Name of the (unpacked) ``.pth`` in the cache."""
+        name = self.url.rsplit('/', 1)[-1]
+        return name[: -len('.zip')] if name.endswith('.zip') else name
+
+    @property
+    def hash_name(self) -> str:
+        """'sha1' (full digest) or 'sha256' (prefix)."""
+        return 'sha1' if len(self.hash) == 40 else 'sha256'
+
+
+_OSMR = 'https://github.com/osmr/imgclsmob/releases/download/'
+_FYU = 'http://dl.yf.io/drn/'
+_TV = 'https://download.pytorch.org/models/'
+
+# pytorchcv 0.0.74's table (model, pytorchcv name, SHA-1 of the .pth, release)
+# and the top-1 / top-5 error (%) of osmr/imgclsmob's PyTorch results table.
+_OSMR_FILES = """
+drn_c_26   drnc26   e7306483781db61f71302eda6769d7d9fd126bf6  v0.0.508  24.61  7.23
+drn_c_42   drnc42   8817241f62263c6375ff3c17a9d34f42067a114d  v0.0.556  22.37  6.28
+drn_c_58   drnc58   3f74be98f80db3273ed764ded5bcb5d8bdf0b907  v0.0.559  20.65  5.27
+drn_d_22   drnd22   02cb44bdea9b05e988e65576f79f5f5c133f2664  v0.0.498  24.86  7.58
+drn_d_38   drnd38   496f648b8b8427050ad3327077f9a9b7a07fbcc6  v0.0.552  22.94  6.43
+drn_d_54   drnd54   caa3c85dbdb39397f049da649d196b15704427b3  v0.0.554  20.40  5.17
+drn_d_105  drnd105  8dc6aa76c16cb1964929adf53183d1e0324ae051  v0.0.564  19.87  5.01
+"""
+# fyu/drn's drn.py file names (SHA-256 prefix) and its README's top-1 / top-5
+# error (%), single 224x224 center crop of the 256-pixel resized image.
+_FYU_FILES = (
+    ('drn_c_26', 'ddedf421', 24.9, 7.6),
+    ('drn_c_42', '9d336e8c', 22.9, 6.6),
+    ('drn_c_58', '0a53a92c', 21.7, 6.0),
+    ('drn_d_22', '4bd2f8ea', 25.8, 8.2),
+    ('drn_d_38', 'eebb45f0', 23.8, 6.9),
+    ('drn_d_54', '0e0534ff', 21.2, 5.9),
+    ('drn_d_105', '12b40979', 20.6, 5.5),
+)
+# torchvision's ResNet files of the same depth (errors are published for the
+# ResNets, not for the dilated DRN-A, so none are given).
+_TV_FILES = (
+    ('drn_a_18', 'resnet18-5c106cde.pth'),
+    ('drn_a_34', 'resnet34-333f7ec4.pth'),
+    ('drn_a_50', 'resnet50-19c8e357.pth'),
+    ('drn_a_101', 'resnet101-5d3b4d8f.pth'),
+)
+
+
+def _osmr(row: str) -> WeightSource:
+    model, pcv_name, sha1, release, top1, top5 = row.split()
+    top1_err, top5_err = float(top1), float(top5)
+    # osmr's file names carry the top-5 error x 100 as 4 digits
+    stem = f'{pcv_name}-{round(top5_err * 100):04d}-{sha1[:8]}'
+    return WeightSource(
+        model,
+        'osmr_in1k',
+        f'{_OSMR}{release}/{stem}.pth.zip',
+        sha1,
+        'pytorchcv',
+        top1_err,
+        top5_err,
+        'mit',
+        'https://github.com/osmr/imgclsmob',
+        'Trained by osmr/imgclsmob in MXNet/Gluon, converted to PyTorch '
+        '(pytorchcv layout).',
+    )
+
+
+def _fyu(
+    model: str, sha256_prefix: str, top1_err: float, top5_err: float
+) -> WeightSource:
+    return WeightSource(
+        model,
+        'fyu_in1k',
+        f'{_FYU}{model}-{sha256_prefix}.pth',
+        sha256_prefix,
+        'drn',
+        top1_err,
+        top5_err,
+        'bsd-3-clause',
+        'https://github.com/fyu/drn',
+        'Official weights of Yu et al. (fyu/drn).',
+    )
+
+
+def _tv(model: str, file_name: str) -> WeightSource:
+    return WeightSource(
+        model,
+        'tv_in1k',
+        _TV + file_name,
+        file_name.rsplit('-', 1)[1].split('.')[0],
+        'drn',
+        None,
+        None,
+        'bsd-3-clause',
+        'https://github.com/pytorch/vision',
+        "torchvision's ResNet weights of the same depth (as fyu/drn's drn_a_50).",
+    )
+
+
+def _table() -> Dict[str, WeightSource]:
+    fyu = {row[0]: _fyu(*row) for row in _FYU_FILES}
+    table = {}
+    for row in _TV_FILES:
+        source = _tv(*row)
+        table[source.name] = source
+    for row in _OSMR_FILES.strip().splitlines():
+        osmr = _osmr(row)  # osmr first: the default of each architecture
+        for source in (osmr, fyu[osmr.model]):
+            table[source.name] = source
+    return table
+
+
+#: Every published weight file, keyed by ``model.tag``; an architecture's
+#: first entry is its default.
+WEIGHTS: Dict[str, WeightSource] = _table()
+
+
+def sources(name: str) -> List[WeightSource]:
+    """The weight files a name asks for, in the order they are tried.
+
+    Args:
+        name (str): ``model.tag`` (e.g. ``'drn_c_26.fyu_in1k'``) for one
+            file, or an architecture (``'drn_c_26'``) for all of its files,
+            the default first. A leading ``drn://`` is ignored.
+
+    Returns:
+        list[WeightSource]: One or more sources.
+
+    Raises:
+        ValueError: No published weights carry this name.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f'name must be a str, got {type(name).__name__}')
+    if name.startswith(SCHEME):
+        name = name[len(SCHEME) :]
+    if '.' in name:
+        found = [WEIGHTS[name]] if name in WEIGHTS else []
+    else:
+        found = [s for s in WEIGHTS.values() if s.model == name]
+    if not found:
+        models = dict.fromkeys(s.model for s in WEIGHTS.values())
+        raise ValueError(
+            f'no published DRN weights named {name!r}; use an architecture '
+            f'({", ".join(models)}) for its default weights, or one of: '
+            f'{", ".join(WEIGHTS)}'
+        )
+    return found
+
+
+def cache_path(source: WeightSource) -> str:
+    """Where the verified ``.pth`` of ``source`` lives: torch.hub's cache."""
+    return os.path.join(torch.hub.get_dir(), 'checkpoints', source.file_name)
+
+
+def _mirror_list(mirrors: Union[None, str, Sequence[str]]) -> List[str]:
+    if mirrors is None:
+        mirrors = os.environ.get(MIRROR_ENV, '')
+    if isinstance(mirrors, str):
+        mirrors = re.split(r'[,\s]+', mirrors.strip())
+    mirrors = [m for m in mirrors if m]
+    bad = [m for m in mirrors if not m.startswith(('http://', 'https://', 'file://'))]
+    if bad:
+        raise ValueError(
+            f'weight mirrors (mirrors= or ${MIRROR_ENV}) must be http://, https:// '
+            f'or file:// base URLs, got {bad}'
+        )
+    return [m.rstrip('/') for m in mirrors]
+
+
+def _urls(source: WeightSource, mirrors: List[str]) -> List[str]:
+    if not mirrors:
+        return [source.url]
+    name = source.url.rsplit('/', 1)[-1]
+    return [f'{m}/{name}' for m in mirrors]
+
+
+def _digest(path: str, hash_name: str) -> str:
+    h = hashlib.new(hash_name)
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _hash_problem(path: str, source: WeightSource) -> Optional[str]:
+    """None if the file is the published one, else what differs."""
+    digest = _digest(path, source.hash_name)
+    if digest.startswith(source.hash):
+        return None
+    kind = 'SHA-1' if source.hash_name == 'sha1' else 'SHA-256 prefix'
+    return f'{kind} mismatch: expected {source.hash}, got {digest[: len(source.hash)]}'
+
+
+def _download(url: str, dst: str, progress: bool, timeout: float) -> None:
+    request = urllib.request.Request(url, headers={'User-Agent': 'mmdrn'})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        size = response.headers.get('Content-Length')
+        total = int(size) if size and size.isdigit() else None
+        written = 0
+        with (
+            open(dst, 'wb') as f,
+            torch.hub.tqdm(
+                total=total,
+                disable=not progress,
+                unit='B',
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=url.rsplit('/', 1)[-1],
+            ) as bar,
+        ):
+            for chunk in iter(lambda: response.read(1 << 20), b''):
+                f.write(chunk)
+                written += len(chunk)
+                bar.update(len(chunk))
+    if total is not None and written != total:
+        raise OSError(f'connection closed after {written} of {total} bytes')
+
+
+def _unpack_single(archive: str, dst: str, expected: str) -> None:
+    if not zipfile.is_zipfile(archive):
+        raise OSError('not a zip archive')
+    with zipfile.ZipFile(archive) as zf:
+        members = [m for m in zf.infolist() if not m.is_dir()]
+        if len(members) != 1:
+            raise OSError(
+                f'the zip holds {len(members)} files, expected one ({expected})'
+            )
+        with zf.open(members[0]) as src, open(dst, 'wb') as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+
+
+def _try_url(
+    url: str, source: WeightSource, target: str, progress: bool, timeout: float
+) -> Optional[str]:
+    """Download, unpack and verify into ``target``; the reason if it failed."""
+    temp = f'{target}.{uuid.uuid4().hex}.partial'
+    unpacked = temp + '.pth'
+    try:
+        _download(url, temp, progress, timeout)
+        if url.endswith('.zip'):
+            _unpack_single(temp, unpacked, source.file_name)
+            os.remove(temp)
+            temp = unpacked
+        problem = _hash_problem(temp, source)
+        if problem is not None:
+            return f'{problem}; the download was deleted'
+        os.replace(temp, target)  # atomic: the cache never holds a partial file
+        return None
+    except urllib.error.HTTPError as err:
+        return f'HTTP {err.code} {err.reason}'
+    except urllib.error.URLError as err:
+        return f'cannot connect ({err.reason})'
+    except (socket.timeout, TimeoutError):
+        return f'no answer within {timeout:g} s'
+    except (OSError, zipfile.BadZipFile) as err:
+        return f'{type(err).__name__}: {err}'
+    finally:
+        for path in (temp, unpacked):  # what is left of a failed attempt
+            if os.path.exists(path):
+                os.remove(path)
+
+
+def _cached(source: WeightSource) -> Optional[str]:
+    path = cache_path(source)
+    if not os.path.isfile(path):
+        return None
+    problem = _hash_problem(path, source)
+    if problem is not None:
+        raise CheckpointError(
+            f'{path!r} is not the published {source.name} file ({problem}). '
+            f'Delete it to download again, or replace it with the file from '
+            f'{source.url}.'
+        )
+    return path
+
+
+def fetch(
+    name: str,
+    mirrors: Union[None, str, Sequence[str]] = None,
+    progress: bool = True,
+    timeout: float = _TIMEOUT_S,
+) -> Tuple[str, WeightSource]:
+    """The verified local ``.pth`` of published weights, downloaded once.
+
+    Args:
+        name (str): ``'drn_c_26'`` (default weights, others as fallback),
+            ``'drn_c_26.fyu_in1k'`` (exactly these), with or without
+            ``drn://``; see :func:`sources`.
+        mirrors (str | Sequence[str], optional): Base URLs that replace the
+            published ones. Default: None (``$MMDRN_WEIGHTS_MIRROR``, else the
+            published URLs).
+        progress (bool): Show a progress bar on stderr. Default: True.
+        timeout (float): Seconds to wait for a server. Default: 30.
+
+    Returns:
+        tuple[str, WeightSource]: The file (in ``torch.hub``'s cache) and the
+        source it is.
+
+    Raises:
+        ValueError: Unknown name, or a mirror that is not a URL.
+        DownloadError: No URL gave the published file; the message lists each
+            URL with its reason and where a manual download is picked up.
+        CheckpointError: A cached file differs from the published one.
+    """
+    candidates = sources(name)
+    urls = {s.name: _urls(s, _mirror_list(mirrors)) for s in candidates}
+    for source in candidates:
+        path = _cached(source)
+        if path is not None:
+            return path, source
+    tried = []
+    for source in candidates:
+        target = cache_path(source)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        for url in urls[source.name]:
+            _logger.info(f'downloading {source.name} from {url}')
+            reason = _try_url(url, source, target, progress, timeout)
+            if reason is None:
+                if source is not candidates[0]:
+                    _logger.warning(
+                        f'using {source.name}: the default weights '
+                        f'{candidates[0].name} could not be downloaded'
+                    )
+                return target, source
+            _logger.warning(f'{url}: {reason}')
+            tried.append(f'  {url}: {reason}')
+    manual = [
+        f'  {cache_path(s)}  ({s.name}'
+        + (', the .pth inside the .zip' if s.url.endswith('.zip') else '')
+        + ')'
+        for s in candidates
+    ]
+    raise DownloadError(
+        f'could not download the weights {name!r}; every source failed:\n'
+        + '\n'.join(tried)
+        + '\nA copy downloaded by hand is verified and used from:\n'
+        + '\n'.join(manual)
+    )
