@@ -71,17 +71,15 @@ def inspect_training_checkpoint(path: PathLike) -> dict:
     # torch.save's zip format can be memory-mapped; anything else is read
     # whole (and load_file explains what is wrong with it).
     checkpoint = load_file(path, mmap=zipfile.is_zipfile(path))
-    if (
-        not isinstance(checkpoint, dict)
-        or not isinstance(checkpoint.get('meta'), dict)
-        or 'state_dict' not in checkpoint
-    ):
-        keys = list(checkpoint)[:4] if isinstance(checkpoint, dict) else []
+    entries = checkpoint if isinstance(checkpoint, dict) else {}
+    lacks = [k for k in ('meta', 'state_dict') if not isinstance(entries.get(k), dict)]
+    if lacks:
         raise CheckpointError(
-            f'{path!r} is not an mmengine training checkpoint (it has no meta '
-            f'and state_dict; first keys: {keys}): there is no optimizer state '
-            f'or iteration to resume from. To start a training from its weights, '
-            f'use load_from (--cfg-options load_from={path}) instead of --resume'
+            f'{path!r} is not an mmengine training checkpoint (no '
+            f'{" and no ".join(repr(k) for k in lacks)} entry; first keys: '
+            f'{list(entries)[:4]}): there is no optimizer state or iteration to '
+            f'resume from. To start a training from its weights, use load_from '
+            f'(--cfg-options load_from={path}) instead of --resume'
         )
     return checkpoint['meta']
 
