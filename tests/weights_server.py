@@ -79,9 +79,11 @@ def publish_osmr_d22(root: str) -> Published:
     return Published(source, archive, logits, features)
 
 
-def publish_fyu_d22(root: str) -> Published:
-    """Our DRN-D-22 (random weights) saved in fyu/drn's keys, as fyu names it."""
-    net = _randomize(DRN('D', 22), seed=2)
+def publish_fyu(
+    root: str, arch: str = 'D', depth: int = 22, seed: int = 2
+) -> Published:
+    """Our DRN (random weights) saved in fyu/drn's keys, as fyu names it."""
+    net = _randomize(DRN(arch, depth), seed=seed)
     with torch.no_grad():
         features = net.forward_features(X)
         logits = net.forward_head(features)
@@ -90,12 +92,18 @@ def publish_fyu_d22(root: str) -> Published:
         for k, v in net.state_dict().items()
         if not k.endswith('num_batches_tracked')
     }
-    pth = os.path.join(root, 'drn_d_22.pth')
+    pth = os.path.join(root, f'drn_{arch.lower()}_{depth}.pth')
     torch.save(state, pth)
-    source = _rename(hub.WEIGHTS['drn_d_22.fyu_in1k'], _digest(pth, 'sha256'))
+    name = f'drn_{arch.lower()}_{depth}.fyu_in1k'
+    source = _rename(hub.WEIGHTS[name], _digest(pth, 'sha256'))
     path = os.path.join(root, source.file_name)
     os.replace(pth, path)
     return Published(source, path, logits, features)
+
+
+def publish_fyu_d22(root: str) -> Published:
+    """Our DRN-D-22 (random weights) saved in fyu/drn's keys, as fyu names it."""
+    return publish_fyu(root, 'D', 22, seed=2)
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):

@@ -153,14 +153,11 @@ class ContextModule(nn.Module):
     * ``num_classes=K``: the paper's own arrangement on class scores. A 1x1
       convolution first projects the backbone output to ``K`` class scores
       (the front-end's classifier), then the module runs with ``C = K``; the
-      output has ``K`` channels. In an MMSeg ``EncoderDecoder`` the decode
-      head then only adds its classifier, e.g.::
-
-          neck=dict(type='ContextNeck', in_channels=512, num_classes=19,
-                    num_layers=10),
-          decode_head=dict(type='FCNHead', in_channels=19, channels=19,
-                           num_convs=0, concat_input=False, num_classes=19,
-                           dropout_ratio=0.0, ...)
+      output has ``K`` channels. For the paper's segmenter in MMSeg, use
+      the registered ``ContextHead`` (:mod:`mmdrn.openmmlab.heads`), whose
+      classifier is the front-end's and whose output is this module's: no
+      further classifier follows it, so a fresh model computes the
+      front-end's scores as the module's ReLUs pass them.
 
     Args:
         in_channels (int): Channels of the selected backbone output.

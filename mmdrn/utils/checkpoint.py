@@ -26,6 +26,9 @@ _REFUSED_GLOBAL = re.compile(r'(?:Unsupported global: GLOBAL|unsupported GLOBAL)
 # ... and an object it will not build as "Can only build Tensor, ... but got X"
 # or "Trying to call reduce for unrecognized function X".
 _REFUSED_OBJECT = ('Can only ', 'Trying to call reduce')
+# The object that marks an mmengine checkpoint (its message hub's history);
+# mmdrn.openmmlab allow-lists it.
+_MMENGINE_HISTORY = 'mmengine.logging.history_buffer.HistoryBuffer'
 
 
 # What torch.load raises for a damaged file: torch's zip reader gives
@@ -72,6 +75,13 @@ def _refusal(path: str, err: Exception) -> CheckpointError:
     # weights_only off; for a file from a stranger that is the one thing not
     # to do, so it is not passed on.
     found = _REFUSED_GLOBAL.search(text)
+    if found is not None and found.group(1) == _MMENGINE_HISTORY:
+        return CheckpointError(
+            f'cannot read {path!r} yet: it is an mmengine checkpoint (it holds '
+            f'{found.group(1)}); import mmdrn.openmmlab first, which allows '
+            f"exactly mmengine's own objects in a weights-only load (unless "
+            f'MMDRN_MMENGINE_ALLOWLIST=0)'
+        )
     if found is not None:
         return CheckpointError(
             f'refusing to load {path!r}: unpickling it would call '

@@ -1,5 +1,7 @@
 """Tests of the one norm/act builder shared by the OpenMMLab components."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from mmseg.registry import MODELS
@@ -82,3 +84,10 @@ def test_activations_are_in_place_unless_the_config_says_otherwise():
     assert isinstance(act_layer_factory(dict(type=nn.Tanh))(), nn.Tanh)
     x = torch.tensor([-1.0, 2.0])
     assert torch.equal(act_layer_factory(dict(type='ReLU'))()(x.clone()), x.relu())
+
+
+def test_the_message_quoted_in_the_reliability_guide_is_the_one_printed():
+    guide = Path(__file__).resolve().parents[2] / 'docs' / 'reliability.md'
+    with pytest.raises(ValueError) as info:
+        MODELS.build(dict(type='DRN_C', depth=26, norm_cfg=dict(type='Foo')))
+    assert f'ValueError: {info.value}\n' in guide.read_text()

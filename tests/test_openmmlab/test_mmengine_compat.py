@@ -1,6 +1,11 @@
 """mmengine resumes from its own checkpoints with weights_only loading on."""
 
+import json
+import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +17,8 @@ from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
 import mmdrn.openmmlab  # noqa: F401  (installs the allow-list)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Regressor(BaseModel):
@@ -106,3 +113,39 @@ def test_history_buffer_methods_round_trip(tmp_path):
     path = tmp_path / 'ok.pth'
     torch.save({'m': _GetattrPayload(HistoryBuffer, 'mean')}, path)
     assert torch.load(path, weights_only=True)['m'] is HistoryBuffer.mean
+
+
+def test_core_load_file_says_to_import_the_openmmlab_layer(tmp_path):
+    """Without mmdrn.openmmlab, an mmengine checkpoint is named as such."""
+    path = tmp_path / 'iter_1.pth'
+    script = f"""
+import json, torch
+from mmdrn.utils import CheckpointError, load_file
+from mmengine.logging import HistoryBuffer
+buffer = HistoryBuffer()
+buffer.update(1.0)
+torch.save(dict(message_hub=dict(loss=buffer)), {str(path)!r})
+try:
+    load_file({str(path)!r})
+except CheckpointError as err:
+    message = str(err)
+import mmdrn.openmmlab
+loaded = load_file({str(path)!r})['message_hub']['loss'].current()
+print(json.dumps([message, loaded]))
+"""
+    proc = subprocess.run(
+        [sys.executable, '-c', script],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    message, loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert message == (
+        f'cannot read {str(path)!r} yet: it is an mmengine checkpoint (it holds '
+        'mmengine.logging.history_buffer.HistoryBuffer); import mmdrn.openmmlab '
+        "first, which allows exactly mmengine's own objects in a weights-only "
+        'load (unless MMDRN_MMENGINE_ALLOWLIST=0)'
+    )
+    assert loaded == 1.0

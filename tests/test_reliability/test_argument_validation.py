@@ -82,6 +82,22 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and _not_bool(value) and value >= 1
 
 
+def _level_indices(num: int) -> Callable[[Any], bool]:
+    """Valid out_indices: None, the last n levels, or increasing level indices."""
+
+    def valid(v: Any) -> bool:
+        if v is None or (_positive_int(v) and v <= num):
+            return True
+        if not isinstance(v, (list, tuple)) or not v:
+            return False
+        if not all(isinstance(i, int) and _not_bool(i) and -num <= i < num for i in v):
+            return False
+        levels = [i % num for i in v]
+        return levels == sorted(set(levels))
+
+    return valid
+
+
 def _float_in(low: float, high: float) -> Callable[[Any], bool]:
     def valid(value: Any) -> bool:
         return (
@@ -119,10 +135,13 @@ def _timm_name(value: Any) -> bool:
     """Valid timm layer name: one ``timm.layers`` resolves to a layer."""
     from timm.layers import get_act_layer, get_norm_layer
 
-    try:
-        return get_norm_layer(value) is not None or get_act_layer(value) is not None
-    except (KeyError, TypeError, AssertionError):
-        return False
+    for resolve in (get_norm_layer, get_act_layer):
+        try:
+            if resolve(value) is not None:
+                return True
+        except (KeyError, TypeError, AssertionError):
+            pass
+    return False
 
 
 def _xfail(reason: str) -> pytest.MarkDecorator:
@@ -151,11 +170,10 @@ CASES = {
         junk_except(lambda v: v in POOLS),
         ['global_pool', str(POOLS)],
     ),
-    # bools are ints; DRN takes True as 1 channel, which is harmless
     'DRN.in_chans': Case(
         _meta(lambda v: DRN('C', 26, in_chans=v)),
-        junk_except(lambda v: _positive_int(v) or isinstance(v, bool)),
-        ['in_chans', 'positive int'],
+        junk_except(_positive_int),
+        ['in_chans', 'int >= 1'],
     ),
     'DRN.num_classes': Case(
         _meta(lambda v: DRN('C', 26, num_classes=v)),
@@ -185,23 +203,15 @@ CASES = {
     ),
     'timm.in_chans': Case(
         _meta(lambda v: timm.create_model('drn_a_18', in_chans=v)),
-        junk_except(lambda v: v is None or _positive_int(v) or isinstance(v, bool)),
-        ['in_chans', 'positive int'],
+        junk_except(lambda v: v is None or _positive_int(v)),
+        ['in_chans', 'int >= 1'],
     ),
     'timm.features_only.out_indices': Case(
         _meta(
             lambda v: timm.create_model('drn_c_26', features_only=True, out_indices=v)
         ),
-        junk_except(
-            lambda v: (
-                v is None
-                or (isinstance(v, int) and 1 <= v <= 8)  # timm: the last v levels
-                or isinstance(v, (list, tuple))
-                and len(v) > 0
-                and all(isinstance(i, int) and -8 <= i < 8 for i in v)
-            )
-        ),
-        ['out_indices'],
+        junk_except(_level_indices(8)),
+        ['out_indices', str(list(range(8)))],
     ),
     # --- MMSeg/mmpretrain backbones -----------------------------------------
     'DRN_B.depth': Case(
@@ -211,22 +221,12 @@ CASES = {
     ),
     'DRN_C.in_channels': Case(
         lambda v: _mm(type='DRN_C', depth=26, in_channels=v),
-        junk_except(lambda v: _positive_int(v) or isinstance(v, bool)),
-        ['in_channels', 'positive int'],
+        junk_except(_positive_int),
+        ['in_channels', 'int >= 1'],
     ),
     'DRN_D.out_indices': Case(
         lambda v: _mm(type='DRN_D', depth=22, out_indices=v),
-        junk_except(
-            lambda v: (
-                v is None
-                or (
-                    isinstance(v, (list, tuple))
-                    and len(v) > 0
-                    and all(isinstance(i, int) and 0 <= i < 8 for i in v)
-                    and list(v) == sorted(set(v))
-                )
-            )
-        ),
+        junk_except(_level_indices(8)),
         ['out_indices', str(list(range(8)))],
     ),
     'DRN_A.output_stride': Case(
@@ -321,12 +321,12 @@ CASES = {
     'CAMHead.num_classes': Case(
         lambda v: CAMHead(v, 8),
         junk_except(_positive_int),
-        ['num_classes', 'positive int'],
+        ['num_classes', 'int >= 1'],
     ),
     'CAMHead.in_channels': Case(
         lambda v: CAMHead(10, v),
         junk_except(_positive_int),
-        ['in_channels', 'positive int'],
+        ['in_channels', 'int >= 1'],
     ),
     'CAMHead.threshold': Case(
         lambda v: CAMHead(10, 8, threshold=v),

@@ -36,9 +36,9 @@ SLOW_WRITER = """
 import os
 import time
 
-from mmdrn.openmmlab.engine import atomic_io
+from mmdrn.utils import file_io
 
-_write_all = atomic_io._write_all
+_write_all = file_io._write_all
 
 
 def _hanging_write_all(fd, data):
@@ -52,7 +52,7 @@ def _hanging_write_all(fd, data):
     time.sleep(600)
 
 
-atomic_io._write_all = _hanging_write_all
+file_io._write_all = _hanging_write_all
 """
 
 

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-import mmdrn.openmmlab  # noqa: F401  (mmengine's checkpoints load weights-only)
+import mmdrn.openmmlab  # noqa: F401  (load_file reads mmengine checkpoints)
 from mmdrn.utils import load_file
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -5,7 +5,7 @@
 # background unless its most probable class exceeds bg_threshold. Training
 # sees only image-level labels (the classes present in each crop's mask,
 # multi-label BCE on the globally pooled scores), never the pixels.
-# See mmdrn.heads.CAMSegHead.
+# See mmdrn.openmmlab.heads.CAMSegHead.
 custom_imports = dict(imports=['mmdrn.openmmlab'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 data_preprocessor = dict(

@@ -3,11 +3,8 @@ device and launcher, a CPU mixed-precision optimizer wrapper, atomic
 checkpoint writing, a hook that stops training at a NaN/Inf loss and one
 that runs the test loop on the inference fast path."""
 
-from .atomic_io import (
-    disable_atomic_checkpoints,
-    enable_atomic_checkpoints,
-    remove_stale_temp_files,
-)
+from ...utils.file_io import remove_stale_temp_files
+from .atomic_io import disable_atomic_checkpoints, enable_atomic_checkpoints
 from .fast_inference import FastInferenceHook
 from .launch import (
     LAUNCHERS,

@@ -15,7 +15,7 @@
   instead of a run that silently trains nothing.
 
 Temporary files that a killed save left (see
-:func:`~mmdrn.openmmlab.engine.atomic_io.remove_stale_temp_files`) are removed from the
+:func:`~mmdrn.utils.file_io.remove_stale_temp_files`) are removed from the
 work dir first; their names never end in ``.pth``, so they are never taken
 for checkpoints.
 """
@@ -30,7 +30,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from ...utils import CheckpointError, load_file
-from .atomic_io import remove_stale_temp_files
+from ...utils.file_io import remove_stale_temp_files
 
 __all__ = [
     'check_schedule_left',

@@ -1,0 +1,129 @@
+"""Show where a DRN classifier looks: class activation map and box for one image.
+
+Runs a timm DRN model (``timm.create_model('drn_c_26')`` after ``import
+mmdrn``) on IMAGE, prints the top-5 classes, and writes a PNG with the
+per-pixel probability map of the top-1 class overlaid on the image and the
+paper's box (:func:`mmdrn.heads.cam_localize`,
+:func:`mmdrn.visualization.render_cam`): solid green, or dashed red when no
+pixel passed the threshold and the box is the whole-image fallback. Yu et al.,
+"Dilated Residual Networks", CVPR 2017, Section 3 "Localization".
+
+Weights: nothing is downloaded. Point ``--checkpoint`` at a local file in any
+layout mmdrn reads (an official fyu/drn ImageNet checkpoint such as
+``drn_c_26-ddedf421.pth``, a timm-style state dict, pytorchcv ...); it is read
+with ``weights_only=True`` and converted by :func:`mmdrn.converters.load_timm_drn`.
+Without ``--checkpoint`` the weights are random and the output only shows that
+the pipeline runs.
+
+The PNG goes to ``--out``, by default next to the image:
+``<image folder>/<image name>_cam.png`` (replaced if it exists).
+
+Example::
+
+    python tools/analysis_tools/cam_demo.py dog.jpg --model drn_c_26 \\
+        --checkpoint ~/weights/drn_c_26-ddedf421.pth --out dog_cam.png
+"""
+
+import argparse
+import os.path as osp
+import sys
+from typing import List, Optional
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('image', help='input image file')
+    parser.add_argument('--model', default='drn_c_26', help='timm DRN model name')
+    parser.add_argument('--checkpoint', help='local weights (any layout mmdrn reads)')
+    parser.add_argument(
+        '--out', help='output PNG (default: <image folder>/<image name>_cam.png)'
+    )
+    parser.add_argument(
+        '--threshold',
+        type=float,
+        help="box-rule probability threshold t in [0, 1) (default: the paper's, "
+        'mmdrn.heads.DEFAULT_THRESHOLD)',
+    )
+    parser.add_argument(
+        '--size', type=int, default=224, help='square network input size (default: 224)'
+    )
+    args = parser.parse_args(argv)
+    if not osp.isfile(args.image):
+        parser.error(f'image file not found: {args.image!r}')
+    if args.threshold is not None and not 0.0 <= args.threshold < 1.0:
+        parser.error(f'--threshold must be in [0, 1), got {args.threshold}')
+    if args.size < 8:
+        parser.error(f'--size must be at least 8 (one output cell), got {args.size}')
+    if args.out is None:
+        args.out = osp.splitext(args.image)[0] + '_cam.png'
+    from mmdrn.converters import drn_models
+    from mmdrn.heads import DEFAULT_THRESHOLD
+
+    if args.model not in drn_models():
+        parser.error(f'--model must be one of {drn_models()}, got {args.model!r}')
+    if args.threshold is None:
+        args.threshold = DEFAULT_THRESHOLD
+    return args
+
+
+def class_names(num_classes: int) -> List[str]:
+    """ImageNet descriptions for 1000-class models, ``class <i>`` otherwise."""
+    if num_classes == 1000:
+        from timm.data import ImageNetInfo
+
+        info = ImageNetInfo()
+        return [info.index_to_description(i) for i in range(num_classes)]
+    return [f'class {i}' for i in range(num_classes)]
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    import numpy as np
+    import timm
+    import torch
+    from PIL import Image
+
+    from mmdrn.converters import load_timm_drn
+    from mmdrn.heads import cam_localize
+    from mmdrn.utils import load_file
+    from mmdrn.visualization import render_cam
+
+    if args.checkpoint is None:
+        model = timm.create_model(args.model)
+    else:
+        model = load_timm_drn(load_file(args.checkpoint), args.model)
+    model.eval()
+    image = Image.open(args.image).convert('RGB')
+    # resize to size x size, normalise with the model's statistics
+    cfg = model.pretrained_cfg
+    resized = image.resize((args.size, args.size), Image.BILINEAR)
+    x = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    mean, std = (torch.tensor(cfg[k]).view(3, 1, 1) for k in ('mean', 'std'))
+    with torch.no_grad():
+        out = cam_localize(model, ((x - mean) / std)[None], args.threshold)
+    scores = out.logits.softmax(dim=1)[0]
+    names = class_names(scores.numel())
+    top = scores.topk(min(5, scores.numel()))
+    print(f'top-5 classes for {args.image} ({args.model}):')
+    for rank, (score, index) in enumerate(zip(top.values, top.indices), 1):
+        print(f'  {rank}. [{int(index)}] {names[int(index)]}: {float(score):.4f}')
+
+    # boxes are in network-input pixels; map them to the original image
+    width, height = image.size
+    box = (
+        out.boxes[0] * torch.tensor([width, height, width, height]) / args.size
+    ).tolist()
+    label, valid = int(out.labels[0]), bool(out.valid[0])
+    prob_map = out.probs[0, label]
+    status = 'box' if valid else 'no pixel passed; whole-image fallback box'
+    print(
+        f'{status} for [{label}] {names[label]} (t={args.threshold}): '
+        f'({box[0]:.1f}, {box[1]:.1f}, {box[2]:.1f}, {box[3]:.1f}); '
+        f'map max {float(prob_map.max()):.4f}'
+    )
+    render_cam(image, prob_map, box, valid).save(args.out)
+    print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+    sys.exit(main())
