@@ -259,9 +259,9 @@ def tool_config(tmp_path_factory):
     return config
 
 
-def _load_tool(name):
+def _load_tool(name, folder='tools'):
     spec = importlib.util.spec_from_file_location(
-        f'_tool_{name}', ROOT / 'tools' / f'{name}.py'
+        f'_tool_{name}', ROOT / folder / f'{name}.py'
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -310,7 +310,7 @@ def test_tools_cam_demo_refuses(tmp_path, malicious):
     path, _ = malicious
     image = tmp_path / 'img.png'
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
-    cam_demo = _load_tool('cam_demo')
+    cam_demo = _load_tool('cam_demo', 'tools/analysis_tools')
     with pytest.raises(CheckpointError, match=f'would call {REFUSED_CALL}'):
         cam_demo.main(
             [str(image), '--checkpoint', str(path), '--out', str(tmp_path / 'o.png')]
