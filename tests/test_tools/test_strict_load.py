@@ -165,3 +165,10 @@ def test_allow_partial_load_tests_and_reports_what_was_not_loaded(tmp_path, file
     # once when loading, once after the metrics
     assert len(summary) == 2 and summary[0] < metric[-1] < summary[1], out[-3000:]
     assert re.search(r'\d+ model keys missing from the checkpoint', out[summary[1] :])
+
+
+def test_benchmark_agreement_refuses_a_checkpoint_that_does_not_fit(files):
+    from mmdrn.benchmark.agreement import agreement
+
+    with pytest.raises(CheckpointMismatchError, match='backbone a DRN-D-22'):
+        agreement(files['d22_7'], files['ckpt_c26_7'], limit=1)
