@@ -1,5 +1,7 @@
 """Test isolation shared by the whole suite."""
 
+import os
+
 import pytest
 import torch
 
@@ -21,6 +23,52 @@ def _restore_default_scope():
     yield
     DefaultScope._instance_dict.clear()
     DefaultScope._instance_dict.update(saved)
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _private_precision_cache(tmp_path_factory):
+    """Keep the measured precision decisions (``dtype='auto'``, ``--amp``)
+    out of the user's cache directory; tools run as subprocesses inherit
+    the variable."""
+    saved = os.environ.get('MMDRN_PRECISION_CACHE')
+    path = tmp_path_factory.mktemp('precision') / 'precision.json'
+    os.environ['MMDRN_PRECISION_CACHE'] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop('MMDRN_PRECISION_CACHE', None)
+    else:
+        os.environ['MMDRN_PRECISION_CACHE'] = saved
+
+
+@pytest.fixture
+def fake_precision_probe(monkeypatch, tmp_path):
+    """Decide precisions from given probe times instead of measuring.
+
+    Call the fixture's value with times in ms per dtype name, e.g.
+    ``fake_precision_probe(float32=10.0, bfloat16=5.0)``: a new process on a
+    new machine (no decision in memory, the cache file ``.cache`` removed
+    unless ``keep_cache=True``). ``.calls`` lists the probe runs.
+    """
+    from mmdrn.inference import precision
+
+    calls = []
+
+    def set_times(keep_cache: bool = False, **times_ms: float) -> None:
+        monkeypatch.setattr(precision, '_DECISIONS', {})
+        if not keep_cache and cache.exists():
+            cache.unlink()
+
+        def probe(device_type: str = 'cpu', **kwargs) -> dict:
+            calls.append(device_type)
+            return dict(times_ms)
+
+        monkeypatch.setattr(precision, 'probe_precision', probe)
+
+    cache = tmp_path / 'precision-cache' / 'precision.json'
+    monkeypatch.setenv('MMDRN_PRECISION_CACHE', str(cache))
+    set_times.calls = calls
+    set_times.cache = cache
+    return set_times
 
 
 @pytest.fixture

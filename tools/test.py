@@ -10,7 +10,7 @@ Examples::
     python tools/test.py CONFIG work_dirs/x/iter_1000.pth
     python tools/test.py CONFIG CKPT --show-dir vis     # save drawn predictions
     python tools/test.py CONFIG CKPT --out preds        # MMSeg: PNG per image
-    python tools/test.py CONFIG CKPT --fast             # BN folded, NHWC, bf16*
+    python tools/test.py CONFIG CKPT --fast             # BN folded, NHWC, auto dtype
     python tools/test.py CONFIG CKPT --allow-partial-load  # a CKPT that does not fit
     bash tools/dist_test.sh CONFIG CKPT 8
 """
@@ -67,8 +67,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--fast-dtype',
         choices=['auto', 'fp32', 'bf16', 'fp16'],
         default='auto',
-        help="compute dtype of --fast; 'auto': bf16 on a CPU with AMX and "
-        'on bf16-capable GPUs, fp16 on older GPUs, fp32 on other CPUs',
+        help="compute dtype of --fast; 'auto': the precision a short "
+        'measurement on this machine finds fastest (bf16 on CPU only where it '
+        'beats fp32; cached per machine, the choice and its reason are logged)',
     )
     parser.add_argument(
         '--compile',

@@ -9,12 +9,11 @@ an MMSegmentation ``EncoderDecoder`` or an mmpretrain classifier) into an
 * **channels_last**: weights (and 4-d inputs) use the NHWC memory format, the
   native layout of oneDNN (CPU) and cuDNN tensor-core convolutions; on CPU
   the NCHW path reorders every activation twice per convolution.
-* **autocast**: bfloat16 on CPU, float16 or bfloat16 on CUDA. On CPU
-  ``'auto'`` picks bfloat16 only where the CPU has AMX, the matrix units that
-  make bfloat16 convolutions several times faster than float32. With
-  AVX512-BF16 alone (no AMX) bfloat16 was measured *slower* than float32
-  (DRN-C-26 at 512x1024: 2.29 s vs 1.57 s on a 2-core Xeon; GEMM 140 vs 232
-  GFLOP/s), and without either oneDNN emulates it, many times slower.
+* **autocast**: bfloat16 on CPU, float16 or bfloat16 on CUDA. ``'auto'``
+  takes the precision that a short measurement on the running machine found
+  faster (:func:`~mmdrn.inference.precision.precision_decision`; cached per
+  machine): bfloat16 is several times faster than float32 on some CPUs and
+  slower on others, and the CPU flags do not tell which.
 * **torch.compile** (optional): the backbone, neck and heads (or the whole
   model when it has none of these) are compiled in place.
 
@@ -27,12 +26,14 @@ import copy
 import functools
 import shutil
 import warnings
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import torch
 from torch import nn
 
 from .fold_bn import fold_batchnorm
+from .precision import DTYPE_NAMES as _DTYPE_TEXT
+from .precision import precision_decision
 
 __all__ = [
     'InferenceModel',
@@ -76,7 +77,7 @@ def _cpu_probe(name: str) -> bool:
 
 
 def amx_cpu() -> bool:
-    """Whether this CPU has AMX tiles, where bfloat16 beats float32.
+    """Whether this CPU has AMX tiles (machine information only).
 
     Returns:
         bool: True when oneDNN can use AMX here.
@@ -85,7 +86,9 @@ def amx_cpu() -> bool:
 
 
 def native_bf16_cpu() -> bool:
-    """Whether this CPU computes bfloat16 natively (AMX or AVX512-BF16).
+    """Whether this CPU has bfloat16 instructions, AMX or AVX512-BF16
+    (machine information only; whether they are faster than float32 is
+    measured, see :func:`~mmdrn.inference.precision.precision_decision`).
 
     Returns:
         bool: True when oneDNN has native (not emulated) bfloat16 kernels.
@@ -119,49 +122,58 @@ def resolve_dtype(
         device_type (str): ``'cpu'`` or ``'cuda'``.
 
     Returns:
-        torch.dtype: ``'auto'`` gives bfloat16 on a CPU with AMX (float32
-        on other CPUs) and bfloat16 on a CUDA device that supports
-        it (float16 on older ones).
+        torch.dtype: A named dtype as it is; for ``'auto'`` the precision
+        measured fastest on this machine
+        (:func:`~mmdrn.inference.precision.precision_decision`).
 
     Raises:
-        ValueError: Unknown dtype or device type, float16 on CPU, or bfloat16
-            on a GPU without it.
+        ValueError: Unknown dtype or device type, float16 on CPU, bfloat16
+            on a GPU without it, or ``'auto'`` on CUDA without CUDA.
+
+    Warns:
+        UserWarning: bfloat16 is asked for on a CPU where it was measured
+            slower than float32.
     """
+    return _resolve(dtype, device_type)[0]
+
+
+def _resolve(
+    dtype: Union[str, torch.dtype, None], device_type: str
+) -> Tuple[torch.dtype, str]:
+    """:func:`resolve_dtype`, with the reason for the choice."""
     if device_type not in ('cpu', 'cuda'):
         raise ValueError(
             f"device_type must be one of ['cpu', 'cuda'], got {device_type!r}"
         )
     resolved = _dtype_from_arg(dtype)
+    if resolved is None:
+        decision = precision_decision(device_type)
+        return decision.dtype, decision.reason
+    forced = f'{_DTYPE_TEXT[resolved]}: asked for (dtype={dtype!r})'
     if device_type == 'cpu':
-        if resolved is None:
-            return torch.bfloat16 if amx_cpu() else torch.float32
         if resolved == torch.float16:
             raise ValueError(
                 "dtype 'float16' needs a CUDA device; on CPU use 'bfloat16' or "
                 "'float32' (allowed on cpu: ['auto', 'bfloat16', 'float32'])"
             )
-        if resolved == torch.bfloat16 and not native_bf16_cpu():
-            warnings.warn(
-                'this CPU has no native bfloat16 (AMX / AVX512-BF16): bfloat16 '
-                'is emulated and many times slower than float32 here',
-                stacklevel=3,
-            )
-        elif resolved == torch.bfloat16 and not amx_cpu():
-            warnings.warn(
-                'this CPU has AVX512-BF16 but no AMX: bfloat16 is usually '
-                "slower than float32 here ('auto' picks float32)",
-                stacklevel=3,
-            )
-        return resolved
+        if resolved == torch.bfloat16:
+            decision = precision_decision('cpu')
+            speedup = decision.speedup(torch.bfloat16)
+            if speedup < 1:
+                warnings.warn(
+                    f'bfloat16 was measured slower than float32 on this CPU '
+                    f"({speedup:.2f}x float32; 'auto' picks "
+                    f'{_DTYPE_TEXT[decision.dtype]}): {decision.reason}',
+                    stacklevel=3,
+                )
+        return resolved, forced
     bf16_ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if resolved is None:
-        return torch.bfloat16 if bf16_ok else torch.float16
     if resolved == torch.bfloat16 and not bf16_ok:
         raise ValueError(
             "dtype 'bfloat16' is not supported by this CUDA device; use "
             "'float16' or 'float32'"
         )
-    return resolved
+    return resolved, forced
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -230,6 +242,8 @@ class InferenceModel(nn.Module):
         dtype (torch.dtype): Compute dtype; float32 disables autocast.
         channels_last (bool): Convert 4-d inputs to channels_last.
         device_type (str): ``'cpu'`` or ``'cuda'`` (for autocast).
+        dtype_reason (str): Why :attr:`dtype` was chosen, for the log.
+            Default: ``''``.
 
     Attributes:
         model (nn.Module): The wrapped model.
@@ -243,12 +257,14 @@ class InferenceModel(nn.Module):
         dtype: torch.dtype,
         channels_last: bool,
         device_type: str,
+        dtype_reason: str = '',
     ) -> None:
         super().__init__()
         self.model = model
         self.dtype = dtype
         self.channels_last = channels_last
         self.device_type = device_type
+        self.dtype_reason = dtype_reason
         self.folded_bn_pairs = list(getattr(model, 'folded_bn_pairs', []))
 
     def _run(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
@@ -353,7 +369,7 @@ def optimize_for_inference(
                 "use device='cpu' or None"
             )
     device_type = (device or _model_device(model)).type
-    compute_dtype = resolve_dtype(dtype, device_type)
+    compute_dtype, reason = _resolve(dtype, device_type)
     if not inplace:
         model = copy.deepcopy(model)
     if device is not None:
@@ -373,4 +389,6 @@ def optimize_for_inference(
         else:
             options = dict(compile)
         _compile(model, options)
-    return InferenceModel(model, compute_dtype, channels_last, device_type).eval()
+    return InferenceModel(
+        model, compute_dtype, channels_last, device_type, reason
+    ).eval()

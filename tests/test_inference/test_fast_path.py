@@ -15,8 +15,6 @@ from torch import nn
 import mmdrn.openmmlab  # noqa: F401  (registers the drn_* models and DRN_C)
 from mmdrn.inference import (
     InferenceModel,
-    amx_cpu,
-    native_bf16_cpu,
     optimize_for_inference,
     resolve_dtype,
 )
@@ -126,7 +124,8 @@ def test_forward_features_and_attributes_pass_through(drn):
     assert copy.deepcopy(fast).num_features == 512
 
 
-def test_bfloat16_autocast_on_cpu():
+def test_bfloat16_autocast_on_cpu(fake_precision_probe):
+    fake_precision_probe(float32=10.0, bfloat16=4.0)
     torch.manual_seed(0)
     model = _randomize_norms(
         nn.Sequential(
@@ -136,12 +135,7 @@ def test_bfloat16_autocast_on_cpu():
             nn.Conv2d(8, 4, 1),
         )
     )
-    if amx_cpu():
-        fast = optimize_for_inference(model, dtype='bf16')
-    else:
-        warning = 'but no AMX' if native_bf16_cpu() else 'no native bfloat16'
-        with pytest.warns(UserWarning, match=warning):
-            fast = optimize_for_inference(model, dtype='bf16')
+    fast = optimize_for_inference(model, dtype='bf16')
     assert fast.dtype == torch.bfloat16
     seen = _record_conv_inputs(fast.model)
     x = torch.randn(1, 3, 16, 16)
@@ -185,9 +179,7 @@ def test_inference_model_refuses_training_when_folded(drn):
 def test_resolve_dtype():
     assert resolve_dtype('fp32', 'cpu') == torch.float32
     assert resolve_dtype(torch.float32, 'cuda') == torch.float32
-    expected = torch.bfloat16 if amx_cpu() else torch.float32
-    assert resolve_dtype('auto', 'cpu') == expected
-    assert resolve_dtype(None, 'cpu') == expected
+    # 'auto' and None: see test_precision.py
     with pytest.raises(ValueError, match="'float16' needs a CUDA device"):
         resolve_dtype('fp16', 'cpu')
     with pytest.raises(ValueError, match=r"dtype must be one of .*got 'int8'"):

@@ -53,6 +53,22 @@ def test_a_run_writes_table_json_markdown_and_plot(tmp_path):
     assert again.read_text() == md.read_text()
 
 
+def test_auto_precision_prints_the_decision_and_why(tmp_path):
+    out = tmp_path / 'run.json'
+    args = ['drn_d_22', '--shape', '32', '32', '--warmup', '0', '--repeat', '1']
+    args += ['--no-isolate', '--dtypes', 'auto', '--memory-formats', 'contiguous']
+    args += ['--no-plain-reference', '--baselines', '--no-flops', '--json', str(out)]
+    text = check(run_tool(TOOL, args, cwd=str(tmp_path)))
+    line = next(x for x in text.splitlines() if x.startswith('# precision (auto): '))
+    reason = line[len('# precision (auto): ') :]
+    assert 'float32' in reason or 'bfloat16' in reason
+    saved = json.loads(out.read_text())
+    assert saved['machine']['precision_decision'] == reason
+    # the cases were run in the dtype that was decided
+    picked = 'bf16' if reason.startswith('bfloat16') else 'fp32'
+    assert {r['dtype'] for r in saved['results'] if r['variant'] == 'fast'} == {picked}
+
+
 BAD = [
     ([], 'give at least one model'),
     (['drn_d_22', '--dtypes', 'fp16'], "fp16 needs --device cuda; on CPU use 'bf16'"),

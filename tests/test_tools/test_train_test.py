@@ -1,7 +1,9 @@
 """tools/train.py and tools/test.py end to end, as separate processes."""
 
 import glob
+import importlib.util
 import os
+import os.path as osp
 import re
 
 import numpy as np
@@ -9,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 from tool_runner import (
+    TOOLS,
     check,
     run_tool,
     scalars,
@@ -17,7 +20,11 @@ from tool_runner import (
 )
 
 from mmdrn.datasets import CLASSES
+from mmdrn.inference import precision_decision
+from mmdrn.openmmlab.engine import AMP_MODES
 from mmdrn.utils import load_file
+
+TRAIN_TOOL = osp.join(TOOLS, 'train.py')
 
 KILL_HOOK = '''
 import os
@@ -167,7 +174,7 @@ def test_test_fast_flag_folds_norms_and_keeps_the_metrics(tmp_path, demo_data):
     # and a projection shortcut per stage, every conv followed by BN
     folded = re.findall(r'fast inference: (\d+) batch norms folded', fast)
     assert folded == ['13'], fast[-3000:]
-    assert 'dtype=torch.float32' in fast
+    assert "dtype=torch.float32 (float32: asked for (dtype='fp32'))" in fast
     assert miou(fast) == miou(plain)
 
     proc = run_tool('test.py', [config, ckpt, '--compile'], cwd)
@@ -178,13 +185,34 @@ def test_test_fast_flag_folds_norms_and_keeps_the_metrics(tmp_path, demo_data):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the bf16 path is the CPU one')
-def test_amp_on_cpu_trains_in_bfloat16(tmp_path, demo_data):
+def test_amp_on_cpu_trains_in_bfloat16_where_measured_faster(
+    tmp_path, demo_data, fake_precision_probe
+):
+    # the tool process reads the decision this process caches (same machine)
+    fake_precision_probe(float32=10.0, bfloat16=5.0)
+    assert precision_decision('cpu').dtype == torch.bfloat16
     config = write_tiny_config(tmp_path / 'amp.py', demo_data, max_iters=2)
-    check(run_tool('train.py', [config, '--work-dir', 'w', '--amp'], str(tmp_path)))
+    out = check(
+        run_tool('train.py', [config, '--work-dir', 'w', '--amp'], str(tmp_path))
+    )
+    assert '--amp: training in bfloat16 autocast, measured 2.00x float32' in out
     dumped = (tmp_path / 'w' / 'amp.py').read_text()
     assert "type='CPUAmpOptimWrapper'" in dumped
     losses = [row['loss'] for row in scalars(str(tmp_path / 'w')) if 'loss' in row]
     assert len(losses) == 2 and all(np.isfinite(losses))
+    proc = run_tool('train.py', [config, '--amp', 'fp32'], str(tmp_path))
+    assert proc.returncode == 2
+    assert "argument --amp: invalid choice: 'fp32'" in proc.stderr
+
+
+def test_train_tool_offers_the_engine_amp_modes():
+    spec = importlib.util.spec_from_file_location('mmdrn_tools_train', TRAIN_TOOL)
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    assert train.AMP_MODES == AMP_MODES
+    assert train.parse_args(['c.py', '--amp']).amp == 'auto'
+    assert train.parse_args(['c.py']).amp == 'off'
+    assert train.parse_args(['c.py', '--amp', 'bf16']).amp == 'bf16'
 
 
 def test_tools_report_bad_arguments(tmp_path):

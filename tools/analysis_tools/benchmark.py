@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from mmdrn.benchmark import agreement, cases, measure, report
+from mmdrn.inference import precision_decision
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -269,6 +270,10 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
             '# warning: this CPU has no native bfloat16 (AMX / AVX512-BF16); '
             'bf16 cases are emulated and can be very slow'
         )
+    if 'auto' in args.dtypes:
+        decision = precision_decision(args.device)
+        info['precision_decision'] = decision.reason
+        print(f'# precision (auto): {decision.reason}')
     gemm_dtypes = ['float32', 'bfloat16'] + (
         ['float16'] if args.device == 'cuda' else []
     )

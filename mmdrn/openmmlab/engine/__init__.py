@@ -7,6 +7,7 @@ from ...utils.file_io import remove_stale_temp_files
 from .atomic_io import disable_atomic_checkpoints, enable_atomic_checkpoints
 from .fast_inference import FastInferenceHook
 from .launch import (
+    AMP_MODES,
     LAUNCHERS,
     init_cpu_dist,
     register_scope,
@@ -28,6 +29,7 @@ from .strict_load import (
 )
 
 __all__ = [
+    'AMP_MODES',
     'LAUNCHERS',
     'CPUAmpOptimWrapper',
     'CheckpointMismatchError',

@@ -50,7 +50,8 @@ class FastInferenceHook(Hook):
         fast = optimize_for_inference(model, inplace=True, **self.options)
         runner.logger.info(
             f'fast inference: {len(fast.folded_bn_pairs)} batch norms folded, '
-            f'channels_last={fast.channels_last}, dtype={fast.dtype}'
+            f'channels_last={fast.channels_last}, dtype={fast.dtype} '
+            f'({fast.dtype_reason})'
         )
         if wrapper is not None:
             wrapper.module = fast

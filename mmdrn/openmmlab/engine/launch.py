@@ -6,7 +6,8 @@ here, where it can be tested:
 * the OpenMMLab codebase (MMSegmentation or mmpretrain) is chosen from the
   config's ``default_scope`` and all its modules are registered;
 * ``--amp``, ``--show-dir`` and ``--out`` are translated into
-  config fields the way MMSegmentation's and mmpretrain's tools do;
+  config fields the way MMSegmentation's and mmpretrain's tools do, ``--amp``
+  on CPU by a measurement of whether bfloat16 is faster there;
 * any config runs on CPU, also distributed: SyncBN layers become BN (torch's
   SyncBatchNorm only synchronises CUDA tensors), the process group is
   initialised with gloo *before* the Runner is built (mmengine's own
@@ -26,7 +27,14 @@ import torch.distributed as torch_dist
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from mmdrn.inference.precision import (
+    MIN_SPEEDUP,
+    PrecisionDecision,
+    precision_decision,
+)
+
 __all__ = [
+    'AMP_MODES',
     'LAUNCHERS',
     'register_scope',
     'revert_sync_bn',
@@ -38,6 +46,8 @@ __all__ = [
 ]
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+#: ``--amp`` choices: measured choice, forced bfloat16 / float16, float32.
+AMP_MODES = ('auto', 'bf16', 'fp16', 'off')
 SCOPES = ('mmseg', 'mmpretrain')
 _SYNC_NORMS = ('SyncBN', 'MMSyncBN')
 
@@ -95,35 +105,91 @@ def revert_sync_bn(node: Any, path: str = 'model') -> List[str]:
     return changed
 
 
-def setup_amp(cfg: Config, device: str) -> None:
-    """Turn on automatic mixed precision for training.
+def _shared_decision() -> PrecisionDecision:
+    """The CPU precision decision; rank 0's in a distributed run.
 
-    On CUDA this is mmengine's ``AmpOptimWrapper`` (float16 with dynamic loss
-    scaling). mmengine refuses that wrapper without a GPU, so on CPU the
-    optimizer wrapper becomes :class:`mmdrn.openmmlab.engine.CPUAmpOptimWrapper`
-    (bfloat16 autocast; no loss scaling, bfloat16 has float32's range).
+    Processes measuring at once would slow each other down and could decide
+    differently; rank 0 measures (or reads its cache) and the others take
+    its decision.
+    """
+    if not (torch_dist.is_initialized() and torch_dist.get_world_size() > 1):
+        return precision_decision('cpu')
+    box = [precision_decision('cpu') if torch_dist.get_rank() == 0 else None]
+    torch_dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def setup_amp(cfg: Config, device: str, amp: str = 'auto') -> Optional[str]:
+    """Turn on automatic mixed precision for training (``--amp``).
+
+    On CUDA this is mmengine's ``AmpOptimWrapper``: float16 with dynamic
+    loss scaling for ``'auto'`` and ``'fp16'`` (what MMSegmentation's
+    ``--amp`` does), bfloat16 for ``'bf16'``. mmengine refuses that wrapper
+    without a GPU, so on CPU bfloat16 runs in
+    :class:`mmdrn.openmmlab.engine.CPUAmpOptimWrapper` (bfloat16 autocast; no loss
+    scaling, bfloat16 has float32's range). bfloat16 is several times faster
+    than float32 on some CPUs and slower on others, so on CPU ``'auto'``
+    trains in bfloat16 only where
+    :func:`~mmdrn.inference.precision.precision_decision` measured it faster,
+    and says so in the log either way. In a distributed run every process
+    follows rank 0's measurement.
 
     Args:
         cfg (Config): The config, changed in place.
         device (str): ``'cuda'`` or ``'cpu'``.
+        amp (str): One of :data:`AMP_MODES`. Default: ``'auto'``.
+
+    Returns:
+        str | None: The training precision set, ``'float16'`` or
+        ``'bfloat16'``; None when training stays in float32.
 
     Raises:
-        ValueError: ``device`` is neither.
+        ValueError: ``device`` or ``amp`` is unknown, or ``'fp16'`` on CPU.
     """
+    if amp not in AMP_MODES:
+        raise ValueError(f'amp must be one of {AMP_MODES}, got {amp!r}')
+    if device not in ('cuda', 'cpu'):
+        raise ValueError(f"device must be 'cuda' or 'cpu', got {device!r}")
+    if amp == 'off':
+        return None
     wrapper = cfg.optim_wrapper
     if device == 'cuda':
         if wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
             print_log('AMP is already on in the config', 'current', logging.WARNING)
-            return
+            return wrapper.get('dtype') or 'float16'
         wrapper.type = 'AmpOptimWrapper'
         wrapper.loss_scale = 'dynamic'
-    elif device == 'cpu':
-        wrapper.type = 'CPUAmpOptimWrapper'
-        # Options of the CUDA wrapper mean nothing to the CPU one.
-        wrapper.pop('loss_scale', None)
-        wrapper.pop('dtype', None)
-    else:
-        raise ValueError(f"device must be 'cuda' or 'cpu', got {device!r}")
+        if amp == 'bf16':
+            wrapper.dtype = 'bfloat16'
+        return wrapper.get('dtype') or 'float16'
+    if amp == 'fp16':
+        raise ValueError(
+            "amp 'fp16' needs a CUDA device; on CPU use 'bf16', 'auto' or 'off'"
+        )
+    decision = _shared_decision()
+    speed = decision.speedup(torch.bfloat16)
+    if amp == 'auto' and decision.dtype != torch.bfloat16:
+        print_log(
+            f'--amp: training in float32: bfloat16 autocast measured '
+            f'{speed:.2f}x float32 on this CPU, below the {MIN_SPEEDUP}x '
+            f'it takes (--amp bf16 forces it). {decision.reason}',
+            'current',
+            logging.WARNING,
+        )
+        return None
+    wrapper.type = 'CPUAmpOptimWrapper'
+    # Options of the CUDA wrapper mean nothing to the CPU one.
+    wrapper.pop('loss_scale', None)
+    wrapper.pop('dtype', None)
+    slower = speed < 1
+    print_log(
+        f'--amp: training in bfloat16 autocast, measured {speed:.2f}x float32 '
+        f'on this CPU{" (slower; --amp auto would train in float32)" * slower}. '
+        f'{decision.reason}',
+        'current',
+        logging.WARNING if slower else logging.INFO,
+    )
+    return 'bfloat16'
 
 
 def setup_device(cfg: Config, launcher: str) -> str:

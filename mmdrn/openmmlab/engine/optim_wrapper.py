@@ -1,9 +1,11 @@
 """Mixed-precision training on CPU.
 
 mmengine's ``AmpOptimWrapper`` asserts that a GPU is present, so ``--amp``
-needs its own wrapper on CPU. CPU autocast supports bfloat16 only; bfloat16
-keeps float32's exponent range, so gradients need no loss scaling and the
-wrapper is the plain ``OptimWrapper`` run inside ``torch.autocast``.
+needs its own wrapper on CPU. It autocasts to bfloat16, which keeps
+float32's exponent range, so gradients need no loss scaling and the wrapper
+is the plain ``OptimWrapper`` run inside ``torch.autocast``. Whether bfloat16
+is faster than float32 depends on the CPU; ``--amp`` (``auto``) picks this
+wrapper only where it was measured faster (:func:`mmdrn.openmmlab.engine.setup_amp`).
 """
 
 from contextlib import contextmanager

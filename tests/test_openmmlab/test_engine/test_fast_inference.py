@@ -34,7 +34,8 @@ def test_hook_converts_the_runner_model_once_in_place():
     assert runner.model.model is model  # in place: no second copy of the weights
     assert len(runner.model.folded_bn_pairs) == 1
     assert runner.messages == [
-        'fast inference: 1 batch norms folded, channels_last=True, dtype=torch.float32'
+        'fast inference: 1 batch norms folded, channels_last=True, '
+        "dtype=torch.float32 (float32: asked for (dtype='float32'))"
     ]
     torch.testing.assert_close(runner.model(x), expected, rtol=1e-5, atol=1e-5)
     converted = runner.model

@@ -1,4 +1,6 @@
+import logging
 import os
+import sys
 
 import pytest
 import torch
@@ -73,15 +75,78 @@ def test_register_scope_picks_the_codebase():
 
 def test_setup_amp_per_device():
     cfg = _cfg()
-    setup_amp(cfg, 'cuda')
+    assert setup_amp(cfg, 'cuda') == 'float16'
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert cfg.optim_wrapper.loss_scale == 'dynamic'
-    setup_amp(cfg, 'cpu')
+    cfg = _cfg()
+    assert setup_amp(cfg, 'cuda', 'bf16') == 'bfloat16'
+    assert cfg.optim_wrapper.dtype == 'bfloat16'
+    cfg = _cfg()
+    assert setup_amp(cfg, 'cpu', 'bf16') == 'bfloat16'
     assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper'
     assert 'loss_scale' not in cfg.optim_wrapper
     assert cfg.optim_wrapper.optimizer.lr == 0.1
     with pytest.raises(ValueError, match=r"device must be 'cuda' or 'cpu', got 'tpu'"):
         setup_amp(cfg, 'tpu')
+
+
+def _logged(monkeypatch):
+    lines = []
+    module = sys.modules[setup_amp.__module__]
+    monkeypatch.setattr(
+        module,
+        'print_log',
+        lambda msg, logger=None, level=20: lines.append((msg, level)),
+    )
+    return lines
+
+
+def test_setup_amp_auto_on_cpu_follows_the_measurement(
+    fake_precision_probe, monkeypatch
+):
+    logged = _logged(monkeypatch)
+    fake_precision_probe(float32=10.0, bfloat16=5.0)
+    cfg = _cfg()
+    assert setup_amp(cfg, 'cpu', 'auto') == 'bfloat16'
+    assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper'
+    ((msg, level),) = logged
+    assert level == logging.INFO
+    assert msg.startswith('--amp: training in bfloat16 autocast, measured 2.00x')
+
+    logged.clear()
+    fake_precision_probe(float32=10.0, bfloat16=20.0)
+    cfg = _cfg()
+    assert setup_amp(cfg, 'cpu') is None
+    assert cfg.optim_wrapper.type == 'OptimWrapper'
+    ((msg, level),) = logged
+    assert level == logging.WARNING
+    assert msg.startswith(
+        '--amp: training in float32: bfloat16 autocast measured 0.50x float32 on '
+        'this CPU, below the 1.15x it takes (--amp bf16 forces it).'
+    )
+
+
+def test_setup_amp_forced_or_off_ignores_the_measurement(
+    fake_precision_probe, monkeypatch
+):
+    logged = _logged(monkeypatch)
+    fake_precision_probe(float32=10.0, bfloat16=20.0)
+    cfg = _cfg()
+    assert setup_amp(cfg, 'cpu', 'bf16') == 'bfloat16'
+    assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper'
+    ((msg, level),) = logged
+    assert level == logging.WARNING
+    assert (
+        '0.50x float32 on this CPU (slower; --amp auto would train in float32)' in msg
+    )
+    fake_precision_probe(float32=10.0, bfloat16=5.0)
+    cfg = _cfg()
+    assert setup_amp(cfg, 'cpu', 'off') is None
+    assert cfg.optim_wrapper.type == 'OptimWrapper'
+    with pytest.raises(ValueError, match="amp 'fp16' needs a CUDA device"):
+        setup_amp(cfg, 'cpu', 'fp16')
+    with pytest.raises(ValueError, match=r"amp must be one of \('auto', 'bf16', "):
+        setup_amp(cfg, 'cpu', 'on')
 
 
 def test_setup_show_dir_mmseg_and_mmpretrain():
@@ -166,3 +231,39 @@ def test_setup_device_distributed_on_cpu_records_the_backend_in_use(monkeypatch)
         assert cfg.model_wrapper_cfg.device_ids is None
     finally:
         dist.destroy_process_group()
+
+
+def _amp_in_rank(rank: int, port: int, out_dir: str) -> None:
+    import torch.distributed as dist
+
+    from mmdrn.inference import precision
+
+    # each rank would decide differently, from its own cache file
+    times = dict(float32=10.0, bfloat16=5.0 if rank == 0 else 20.0)
+    precision.probe_precision = lambda device_type='cpu', **kwargs: dict(times)
+    os.environ['MMDRN_PRECISION_CACHE'] = os.path.join(out_dir, f'cache{rank}.json')
+    dist.init_process_group(
+        'gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=2
+    )
+    try:
+        cfg = _cfg()
+        chosen = setup_amp(cfg, 'cpu', 'auto')
+        with open(os.path.join(out_dir, f'rank{rank}.txt'), 'w') as f:
+            f.write(f'{chosen} {cfg.optim_wrapper.type}')
+    finally:
+        dist.destroy_process_group()
+
+
+def test_setup_amp_follows_rank_0_in_a_distributed_run(tmp_path):
+    import torch.multiprocessing as mp
+
+    port = 29900 + os.getpid() % 90
+    # fork: the children start with this process's imports
+    mp.start_processes(
+        _amp_in_rank, args=(port, str(tmp_path)), nprocs=2, start_method='fork'
+    )
+    for rank in (0, 1):
+        text = (tmp_path / f'rank{rank}.txt').read_text()
+        assert text == 'bfloat16 CPUAmpOptimWrapper'
+    assert (tmp_path / 'cache0.json').exists()
+    assert not (tmp_path / 'cache1.json').exists()  # rank 1 did not measure
