@@ -123,12 +123,12 @@ def _drn_references() -> List[Tuple[str, DRN, Shapes]]:
 
 
 def _body(shapes: Shapes, optional: List[str] = ()) -> Shapes:
+    # The convolutions say which network it is; norm layers differ with the
+    # norm type (BN, GN, ...) and the classifier with the number of classes.
     return {
         k: v
         for k, v in shapes.items()
-        if not k.startswith('fc.')
-        and not k.endswith('num_batches_tracked')
-        and k not in optional
+        if len(v) == 4 and not k.startswith('fc.') and k not in optional
     }
 
 

@@ -78,6 +78,13 @@ def test_describe_recognises_other_layouts():
     )
 
 
+def test_describe_names_a_drn_backbone_with_another_norm():
+    backbone = dict(type='DRN_D', depth=38, norm_cfg=dict(type='GN', num_groups=8))
+    model = MODELS.build(backbone)
+    state = {f'backbone.{k}': v for k, v in model.state_dict().items()}
+    assert describe_state_dict(state) == 'an OpenMMLab model: backbone a DRN-D-38'
+
+
 def test_describe_openmmlab_models_and_unknown_weights():
     assert describe_state_dict(_segmentor('C', 26, 19).state_dict()) == (
         'an OpenMMLab model: backbone a DRN-B-26 or DRN-C-26, decode_head with '
