@@ -6,6 +6,13 @@
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT.
 # Interpreter: $PYTHON, else the one find_python.sh finds.
 # Without CUDA the processes train on CPU with the gloo backend.
+#
+# Pre-emption: torchrun forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT and (set
+# here) SIGUSR1/SIGUSR2 to every training process and waits for them
+# (TORCH_ELASTIC_SHUTDOWN_TIMEOUT seconds, default 30, then SIGKILL). On
+# SIGTERM, or a signal named with --preempt-signal, the processes finish the
+# iteration, save one checkpoint and exit with status 75; torchrun itself then
+# reports the signal and exits with 1. Resume with --resume.
 set -euo pipefail
 if [[ $# -lt 2 ]]; then
     echo "usage: $0 CONFIG NUM_PROCS [train.py options...]" >&2
@@ -15,6 +22,7 @@ CONFIG=$1
 NPROCS=$2
 tools="$(cd "$(dirname "$0")" && pwd)"
 source "$tools/find_python.sh"
+export PET_SIGNALS_TO_HANDLE="${PET_SIGNALS_TO_HANDLE:-SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1,SIGUSR2}"
 PYTHONPATH="$tools/..${PYTHONPATH:+:$PYTHONPATH}" \
 exec "$PYTHON" -m torch.distributed.run \
     --nnodes="${NNODES:-1}" \

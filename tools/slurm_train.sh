@@ -6,6 +6,18 @@
 # GPUS (total, default 4), GPUS_PER_NODE (default 4; 0 for CPU-only nodes),
 # CPUS_PER_TASK (default 5), SRUN_ARGS (extra srun arguments),
 # PYTHON (else the interpreter find_python.sh finds).
+#
+# Pre-emption: slurm sends SIGTERM to every task before it kills a job (time
+# limit, scancel, pre-emption; KillWait seconds ahead), or a chosen signal
+# earlier with --signal. Each task finishes the iteration, one checkpoint is
+# saved, and every task exits with status 75, which srun returns. In a batch
+# script, to be warned 120 s ahead and requeued:
+#
+#   #SBATCH --signal=USR1@120 --requeue
+#   bash tools/slurm_train.sh PART NAME CONFIG --resume --preempt-signal USR1
+#   if [[ $? -eq 75 ]]; then scontrol requeue "$SLURM_JOB_ID"; fi
+#
+# (For an interactive srun, pass the option as SRUN_ARGS="--signal=USR1@120".)
 set -euo pipefail
 if [[ $# -lt 3 ]]; then
     echo "usage: $0 PARTITION JOB_NAME CONFIG [train.py options...]" >&2

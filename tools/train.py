@@ -13,6 +13,12 @@ Examples::
     python tools/train.py CONFIG --amp --cfg-options train_dataloader.batch_size=4
     python tools/train.py CONFIG --amp bf16                # bfloat16 even if slower
     bash tools/dist_train.sh CONFIG 8                     # torchrun, 8 processes
+    python tools/train.py CONFIG --preempt-signal USR1    # slurm --signal=USR1@120
+
+On SIGTERM (and each ``--preempt-signal``) training finishes the iteration in
+progress, saves a checkpoint that ``--resume`` continues from, and exits with
+status 75 (``mmdrn.openmmlab.engine.PREEMPTED_EXIT_CODE``) for the job script
+to requeue on; see ``PreemptionHook``.
 
 Without CUDA (or with ``--cpu``) any config runs on CPU: SyncBN becomes BN,
 ``--amp`` uses bfloat16 where it was measured faster than float32 (see
@@ -30,6 +36,15 @@ from mmengine.config import Config, DictAction
 # mmdrn.openmmlab.engine.AMP_MODES (a test checks they agree); mmdrn itself is imported
 # in main(), after --cpu has hidden the GPUs.
 AMP_MODES = ('auto', 'bf16', 'fp16', 'off')
+
+
+def _signal_name(value: str) -> str:
+    from mmdrn.openmmlab.engine.preemption import parse_signal
+
+    try:
+        return parse_signal(value).name
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -74,9 +89,25 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default='none',
         help='job launcher',
     )
+    parser.add_argument(
+        '--preempt-signal',
+        action='append',
+        default=[],
+        type=_signal_name,
+        metavar='SIGNAL',
+        help='besides SIGTERM, a signal (e.g. USR1) on which to save a '
+        'checkpoint and exit with status 75; repeatable',
+    )
+    parser.add_argument(
+        '--no-preempt',
+        action='store_true',
+        help='do not handle SIGTERM: it ends training at once, unsaved',
+    )
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
+    if args.no_preempt and args.preempt_signal:
+        parser.error('--preempt-signal and --no-preempt exclude each other')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
@@ -89,8 +120,10 @@ def main(argv: Optional[List[str]] = None) -> Any:
     from mmengine.runner import Runner
 
     import mmdrn.openmmlab  # noqa: F401  (registration, safe checkpoint loading)
+    from mmdrn.openmmlab.datasets import add_data_checks, check_class_weights
     from mmdrn.openmmlab.engine import (
         add_nan_guard,
+        add_preemption_hook,
         register_scope,
         setup_amp,
         setup_device,
@@ -111,8 +144,13 @@ def main(argv: Optional[List[str]] = None) -> Any:
     setup_amp(cfg, device, args.amp)
     # Stop at the first NaN/Inf loss, before a broken checkpoint is written.
     add_nan_guard(cfg)
+    if not args.no_preempt:
+        add_preemption_hook(cfg, args.preempt_signal)
+    # Broken files name themselves; label maps are checked (cfg.data_checks).
+    add_data_checks(cfg)
 
     runner = Runner.from_cfg(cfg)
+    check_class_weights(runner.model)
     try:
         return runner.train()
     finally:

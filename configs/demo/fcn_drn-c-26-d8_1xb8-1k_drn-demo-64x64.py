@@ -19,7 +19,8 @@ crop_size = (64, 64)
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(type='DRN_C', depth=26, norm_cfg=norm_cfg),
+    # From scratch: the base model's ImageNet init_cfg is dropped.
+    backbone=dict(type='DRN_C', depth=26, norm_cfg=norm_cfg, init_cfg=None),
     decode_head=dict(
         num_classes=7,
         norm_cfg=norm_cfg,

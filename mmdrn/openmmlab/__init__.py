@@ -4,7 +4,8 @@
 config, which imports it once mmengine is loaded) registers the backbones
 ``DRN_A`` ... ``DRN_D``, the necks ``ASPPNeck`` and ``ContextNeck``, the heads
 ``CAMHead`` / ``CAMSegHead``, the ``ImageNetLocMetric``, ``DRNDemoDataset``,
-``FixedCrop``, the ``NaNGuardHook`` and the ``CPUAmpOptimWrapper`` into
+``FixedCrop``, the data checks ``CheckedDataset`` / ``CheckSegLabels``, the
+``NaNGuardHook``, the ``PreemptionHook`` and the ``CPUAmpOptimWrapper`` into
 whichever of MMSegmentation and mmpretrain is installed, and the ``drn://``
 checkpoint scheme (:mod:`.pretrained`): ``init_cfg=dict(type='Pretrained',
 checkpoint='drn://drn_c_26')`` loads the published ImageNet weights.

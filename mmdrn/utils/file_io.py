@@ -165,6 +165,8 @@ def atomic_write(
     Raises:
         TypeError: ``data`` is not bytes-like or str.
         FileExistsError: ``path`` exists and ``overwrite`` is False.
+        OSError: Writing failed (e.g. ``ENOSPC``, a full disk); the message
+            names ``path`` and the cause, the errno is kept.
     """
     if isinstance(data, str):
         data = data.encode(encoding)
@@ -187,6 +189,16 @@ def atomic_write(
         try:
             _write_all(fd, data)
             os.fsync(fd)
+        except OSError as err:
+            if err.errno is None:
+                raise
+            # os.write's and fsync's errors (e.g. ENOSPC) name no file: name
+            # it, and say what was kept. The errno (and OSError subclass) stay.
+            raise OSError(
+                err.errno,
+                f'{err.strerror}: writing {path} failed; the file was left as '
+                f'it was and the temporary file removed',
+            ) from err
         finally:
             os.close(fd)
         _commit(tmp, path, overwrite)

@@ -119,7 +119,7 @@ def test_config_custom_imports_register_drn(tmp_path, module):
     'blocked, scopes, heads',
     [
         ('mmseg', ['mmpretrain'], ['CAMHead']),
-        ('mmpretrain', ['mmseg'], ['CAMSegHead']),
+        ('mmpretrain', ['mmseg'], ['CAMSegHead', 'ContextHead']),
     ],
 )
 def test_registers_into_whichever_codebase_is_installed(blocked, scopes, heads):
@@ -142,7 +142,9 @@ def test_registers_into_whichever_codebase_is_installed(blocked, scopes, heads):
     assert result['heads'] == heads
     assert result['drn_c'] is True
     demo = ['DRNDemoDataset'] if 'mmseg' in scopes else []
-    assert result['datasets'] == ['POSITIONS', 'FixedCrop'] + demo
+    checks = ['BadSampleError', 'CheckSegLabels', 'CheckedDataset']
+    checks += ['add_data_checks', 'check_class_weights']
+    assert result['datasets'] == ['POSITIONS', 'FixedCrop', *checks] + demo
 
 
 def test_process_wide_changes_are_on_by_default():

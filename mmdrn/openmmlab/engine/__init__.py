@@ -1,7 +1,8 @@
 """Training-side helpers for mmdrn's tools: config preparation for any
 device and launcher, a CPU mixed-precision optimizer wrapper, atomic
-checkpoint writing, a hook that stops training at a NaN/Inf loss and one
-that runs the test loop on the inference fast path."""
+checkpoint writing, a hook that stops training at a NaN/Inf loss, one that
+saves and exits on a pre-emption signal, and one that runs the test loop on
+the inference fast path."""
 
 from ...utils.file_io import remove_stale_temp_files
 from .atomic_io import disable_atomic_checkpoints, enable_atomic_checkpoints
@@ -19,6 +20,12 @@ from .launch import (
 )
 from .nan_guard import NaNGuardHook, NonFiniteLossError, add_nan_guard
 from .optim_wrapper import CPUAmpOptimWrapper
+from .preemption import (
+    PREEMPTED_EXIT_CODE,
+    PreemptionHook,
+    TrainingPreempted,
+    add_preemption_hook,
+)
 from .resume import find_resumable_checkpoint, setup_resume
 from .strict_load import (
     CheckpointMismatchError,
@@ -37,9 +44,13 @@ __all__ = [
     'StrictLoadHook',
     'NaNGuardHook',
     'NonFiniteLossError',
+    'PREEMPTED_EXIT_CODE',
+    'PreemptionHook',
+    'TrainingPreempted',
     'add_nan_guard',
     'check_fit',
     'describe_state_dict',
+    'add_preemption_hook',
     'disable_atomic_checkpoints',
     'enable_atomic_checkpoints',
     'find_resumable_checkpoint',
