@@ -1,6 +1,9 @@
 """Test (evaluate) a checkpoint with an MMSegmentation or mmpretrain config.
 
-A thin wrapper on mmengine's ``Runner``, like ``tools/train.py``.
+A thin wrapper on mmengine's ``Runner``, like ``tools/train.py``. The
+checkpoint must fit the config's model (every key, every shape); a file of
+another model is refused with an error that says what it holds
+(:class:`mmdrn.openmmlab.engine.StrictLoadHook`).
 
 Examples::
 
@@ -8,6 +11,7 @@ Examples::
     python tools/test.py CONFIG CKPT --show-dir vis     # save drawn predictions
     python tools/test.py CONFIG CKPT --out preds        # MMSeg: PNG per image
     python tools/test.py CONFIG CKPT --fast             # BN folded, NHWC, auto dtype
+    python tools/test.py CONFIG CKPT --allow-partial-load  # a CKPT that does not fit
     bash tools/dist_test.sh CONFIG CKPT 8
 """
 
@@ -25,6 +29,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='directory for the evaluation logs')
+    parser.add_argument(
+        '--allow-partial-load',
+        action='store_true',
+        help='test even if the checkpoint does not fit the model (missing, '
+        'unexpected or reshaped keys); what was not loaded is reported next '
+        'to the metrics. Without it such a checkpoint is an error',
+    )
     parser.add_argument(
         '--out',
         help='keep the predictions: a directory of PNGs (MMSeg) or a pickle '
@@ -93,6 +104,7 @@ def main(argv: Optional[List[str]] = None) -> Any:
 
     import mmdrn.openmmlab  # noqa: F401  (registration, safe checkpoint loading)
     from mmdrn.openmmlab.engine import (
+        StrictLoadHook,
         register_scope,
         setup_device,
         setup_out,
@@ -123,6 +135,9 @@ def main(argv: Optional[List[str]] = None) -> Any:
         cfg.model = cfg.tta_model
 
     runner = Runner.from_cfg(cfg)
+    # mmengine loads load_from non-strictly; a checkpoint of another model
+    # would give a metric that looks like a result.
+    runner.register_hook(StrictLoadHook(args.checkpoint, args.allow_partial_load))
     if args.fast:
         from mmdrn.openmmlab.engine import FastInferenceHook
 

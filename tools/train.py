@@ -56,8 +56,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='?',
         const='auto',
         metavar='CHECKPOINT',
-        help='resume from CHECKPOINT, or without a value from the latest '
-        'checkpoint in the work dir',
+        help='resume from CHECKPOINT (an error unless it is a complete training '
+        'checkpoint), or without a value from the newest complete one in the work '
+        'dir, skipping damaged files with a warning, else start from scratch '
+        '(mmdrn.openmmlab.engine.resume)',
     )
     parser.add_argument(
         '--amp',

@@ -34,7 +34,9 @@ def agreement(
     Args:
         config (str): An MMSeg config (the demo config, for example).
         checkpoint (str): Its trained weights (read with
-            :func:`mmdrn.utils.load_file`, weights only).
+            :func:`mmdrn.utils.load_file`, weights only; refused unless they
+            fit the model, see
+            :func:`mmdrn.openmmlab.engine.load_checkpoint_strict`).
         dtype (str | torch.dtype): Fast-path dtype. Default: ``'auto'``.
         channels_last (bool): Default: True.
         limit (int, optional): Use at most this many test batches.
@@ -45,12 +47,12 @@ def agreement(
 
     Raises:
         ValueError: The config is not an MMSeg config.
+        CheckpointMismatchError: The checkpoint does not fit the model.
     """
     from mmengine.config import Config
 
     from ..inference import optimize_for_inference
-    from ..openmmlab.engine import register_scope
-    from ..utils import load_file
+    from ..openmmlab.engine import load_checkpoint_strict, register_scope
     from .cases import build_config_model
 
     cfg = Config.fromfile(config)
@@ -59,8 +61,7 @@ def agreement(
         raise ValueError(f'agreement needs an MMSeg config, got scope {scope!r}')
     cfg.model.backbone.pop('init_cfg', None)
     model, _ = build_config_model(cfg)
-    state = load_file(checkpoint)
-    model.load_state_dict(state.get('state_dict', state))
+    load_checkpoint_strict(model, checkpoint)
     model.eval()
     fast = optimize_for_inference(model, dtype=dtype, channels_last=channels_last)
     agree = pixels = images = 0

@@ -31,6 +31,23 @@ _REFUSED_OBJECT = ('Can only ', 'Trying to call reduce')
 _MMENGINE_HISTORY = 'mmengine.logging.history_buffer.HistoryBuffer'
 
 
+# What torch.load raises for a damaged file: torch's zip reader gives
+# OSError (EINVAL) for an archive cut short, and a corrupt pickle stream
+# makes the unpickler fail on whichever opcode the damage produced.
+_DAMAGED = (
+    OSError,
+    RuntimeError,
+    EOFError,
+    zipfile.BadZipFile,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    OverflowError,
+)
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable, or not safe to load."""
 
@@ -86,12 +103,17 @@ def _refusal(path: str, err: Exception) -> CheckpointError:
     )
 
 
-def load_file(path: Union[str, os.PathLike], map_location: Any = 'cpu') -> Any:
+def load_file(
+    path: Union[str, os.PathLike], map_location: Any = 'cpu', mmap: bool = False
+) -> Any:
     """Load a checkpoint with ``weights_only=True`` and explain failures.
 
     Args:
         path (str | PathLike): Checkpoint file.
         map_location: Passed to :func:`torch.load`. Default: ``'cpu'``.
+        mmap (bool): Memory-map the tensors instead of reading them (zip
+            format only), e.g. to look at a large checkpoint's metadata.
+            Default: False.
 
     Returns:
         The deserialised object (usually a dict of tensors).
@@ -110,11 +132,28 @@ def load_file(path: Union[str, os.PathLike], map_location: Any = 'cpu') -> Any:
             f'cannot read checkpoint {path!r}: the file is empty (an '
             f'interrupted write?)'
         )
+    # torch.load reads a '.safetensors' path with the safetensors library
+    safetensors = path.endswith('.safetensors')
+    with open(path, 'rb') as f:
+        head = f.read(16)
+    # torch.save writes a zip archive ('PK'), or in its legacy format a
+    # pickle, which starts with the PROTO opcode. Other bytes (text, HTML,
+    # images) would otherwise meet the unpickler, which fails with whatever
+    # its first opcode implies (KeyError, IndexError, ...).
+    if not safetensors and not head.startswith((b'PK', pickle.PROTO)):
+        raise CheckpointError(
+            f'cannot read checkpoint {path!r}: it is not a file written by '
+            f'torch.save (it begins with {head!r}; torch.save writes a zip '
+            f'archive, or a pickle in its legacy format)'
+        )
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         raise _refusal(path, err) from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+    except Exception as err:
+        # the safetensors library has its own error type (SafetensorError)
+        if not (safetensors or isinstance(err, _DAMAGED)):
+            raise
         raise CheckpointError(
             f'cannot read checkpoint {path!r}: the file is truncated or '
             f'corrupt ({type(err).__name__}: {err})'

@@ -10,7 +10,8 @@ while the data was being written (a check followed by a rename could replace
 such a file). File systems without hard links get the check and the rename.
 The directory is ``fsync``\\ ed so the new name survives a power loss. A crash
 at any moment leaves the destination as it was or completely written; at
-worst a temporary file remains next to it.
+worst a temporary file remains next to it, which the first write into that
+directory by a later process removes (:func:`remove_stale_temp_files`).
 
 mmengine's checkpoint writing uses the same functions through
 :class:`mmdrn.openmmlab.engine.atomic_io.AtomicLocalBackend`.
@@ -18,18 +19,25 @@ mmengine's checkpoint writing uses the same functions through
 
 import contextlib
 import io
+import logging
 import os
+import re
 import secrets
-from typing import Any, Union
+from typing import Any, List, Set, Union
 
 import torch
 
-__all__ = ['atomic_save', 'atomic_write']
+__all__ = ['atomic_save', 'atomic_write', 'remove_stale_temp_files']
 
 PathLike = Union[str, os.PathLike]
 # os.write may write less than asked; bounded chunks also keep each system
 # call (and the memoryview slice) small for multi-GB checkpoints.
 _CHUNK = 1 << 24
+# atomic_write's temporary files: .<name>.<pid>.<8 hex digits>.tmp
+_TEMP_NAME = re.compile(r'\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp')
+# directories this process has already cleared of stale temporary files
+_SWEPT: Set[str] = set()
+_logger = logging.getLogger(__name__)
 
 
 def _write_all(fd: int, data: Union[bytes, bytearray, memoryview]) -> None:
@@ -54,6 +62,60 @@ def _fsync_directory(directory: str) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _process_exists(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if os.name != 'posix':
+        return True  # os.kill would end the process on Windows: keep the file
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
+def remove_stale_temp_files(directory: PathLike) -> List[str]:
+    """Remove the temporary files of interrupted :func:`atomic_write` calls.
+
+    A process killed during a write (SIGKILL, SIGTERM without a handler, the
+    OOM killer) leaves its hidden ``.<name>.<pid>.<random>.tmp`` file. Files
+    of that pattern whose process no longer exists are removed; those of
+    running processes (a write in progress) are kept.
+
+    Args:
+        directory (str | PathLike): Where to look (not recursive).
+
+    Returns:
+        list[str]: The removed files.
+    """
+    directory = os.fspath(directory)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        found = _TEMP_NAME.fullmatch(name)
+        if found is None or _process_exists(int(found.group('pid'))):
+            continue
+        path = os.path.join(directory, name)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+            removed.append(path)
+    return removed
+
+
+def _sweep_once(directory: str) -> None:
+    """Clear ``directory`` of stale temporary files, once per process."""
+    if directory in _SWEPT:
+        return
+    _SWEPT.add(directory)
+    for path in remove_stale_temp_files(directory):
+        _logger.warning('removed %s, left by an interrupted save', path)
 
 
 def _exists_error(path: str) -> FileExistsError:
@@ -95,6 +157,10 @@ def atomic_write(
             encoded with ``encoding``.
         encoding (str): Encoding of ``str`` data. Default: ``'utf-8'``.
         overwrite (bool): Replace an existing file. Default: True.
+
+    The first write into a directory in a process also removes what
+    interrupted writes of earlier processes left there
+    (:func:`remove_stale_temp_files`).
 
     Raises:
         TypeError: ``data`` is not bytes-like or str.
@@ -142,6 +208,7 @@ def atomic_write(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
     _fsync_directory(directory)
+    _sweep_once(directory)
 
 
 def atomic_save(obj: Any, path: PathLike, overwrite: bool = True) -> None:

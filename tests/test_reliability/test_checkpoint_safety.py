@@ -259,9 +259,9 @@ def tool_config(tmp_path_factory):
     return config
 
 
-def _load_tool(name):
+def _load_tool(name, folder='tools'):
     spec = importlib.util.spec_from_file_location(
-        f'_tool_{name}', ROOT / 'tools' / f'{name}.py'
+        f'_tool_{name}', ROOT / folder / f'{name}.py'
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -310,7 +310,7 @@ def test_tools_cam_demo_refuses(tmp_path, malicious):
     path, _ = malicious
     image = tmp_path / 'img.png'
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
-    cam_demo = _load_tool('cam_demo')
+    cam_demo = _load_tool('cam_demo', 'tools/analysis_tools')
     with pytest.raises(CheckpointError, match=f'would call {REFUSED_CALL}'):
         cam_demo.main(
             [str(image), '--checkpoint', str(path), '--out', str(tmp_path / 'o.png')]
@@ -326,6 +326,10 @@ _CUTS = {
     'half': lambda data: data[: len(data) // 2],
     'last_byte_missing': lambda data: data[:-1],
     'garbage': lambda data: b'not a checkpoint\n' * 8,
+    # text whose first byte is a pickle opcode: 'h' (BINGET) made torch's
+    # unpickler raise KeyError: 101, 's' (SETITEM) IndexError
+    'text_hello': lambda data: b'hello, these are not weights\n',
+    'text_see_readme': lambda data: b'see README.md for the download link\n',
 }
 _EXPLAINED = (
     'truncated or corrupt',
@@ -349,6 +353,31 @@ def test_load_file_explains_damaged_files(damaged):
     message = str(info.value)
     assert repr(str(damaged)) in message
     assert any(reason in message for reason in _EXPLAINED), message
+
+
+@pytest.mark.parametrize('cut', ['text_hello', 'text_see_readme', 'garbage'])
+def test_load_file_says_a_text_file_is_not_a_checkpoint(tmp_path, cut):
+    path = tmp_path / 'weights.pth'
+    path.write_bytes(_CUTS[cut](b''))
+    with pytest.raises(CheckpointError) as info:
+        load_file(path)
+    assert str(info.value) == (
+        f'cannot read checkpoint {str(path)!r}: it is not a file written by '
+        f'torch.save (it begins with {path.read_bytes()[:16]!r}; torch.save '
+        f'writes a zip archive, or a pickle in its legacy format)'
+    )
+
+
+def test_load_file_reads_safetensors_and_explains_damaged_ones(tmp_path):
+    """torch.load reads a '.safetensors' path with the safetensors library."""
+    safetensors_torch = pytest.importorskip('safetensors.torch')
+    path = tmp_path / 'weights.safetensors'
+    safetensors_torch.save_file({'w': torch.arange(4.0)}, str(path))
+    assert torch.equal(load_file(path)['w'], torch.arange(4.0))
+    for data in (path.read_bytes()[:-3], b'hello, these are not weights\n'):
+        path.write_bytes(data)
+        with pytest.raises(CheckpointError, match='the file is truncated or corrupt'):
+            load_file(path)
 
 
 def test_backbone_loaders_explain_damaged_files(damaged, mmengine_loader):

@@ -44,6 +44,9 @@ def test_two_processes_match_one_process_with_the_same_total_batch(tmp_path, dem
         )
     )
     assert 'Distributed training: True' in out
+    # the logged runtime environment names the backend in use
+    assert "dist_cfg: {'backend': 'gloo'}" in out
+    assert 'nccl' not in out
     one, two = (
         weights(tmp_path / 'one' / 'iter_3.pth'),
         weights(tmp_path / 'two' / 'iter_3.pth'),

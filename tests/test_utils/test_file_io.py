@@ -1,12 +1,14 @@
 """mmdrn.utils.file_io: atomic writes that never replace a file unless asked."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from mmdrn.utils import load_file
-from mmdrn.utils.file_io import atomic_save, atomic_write
+from mmdrn.utils.file_io import atomic_save, atomic_write, remove_stale_temp_files
 
 
 def test_existing_file_is_kept_without_overwrite(tmp_path):
@@ -75,3 +77,24 @@ def test_a_link_at_the_destination_is_refused_without_overwrite(tmp_path):
     # with overwrite the link is followed: its target is replaced
     atomic_write(link, 'new')
     assert link.is_symlink() and target.read_text() == 'new'
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, '-c', 'pass'])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_temp_files_are_removed_by_the_next_write(tmp_path):
+    """A killed save leaves .<name>.<pid>.<random>.tmp; the first write into
+    that directory by a later process removes it, and only files of that
+    pattern whose process is gone."""
+    stale = tmp_path / f'.iter_4.pth.{_dead_pid()}.0123abcd.tmp'
+    stale.write_bytes(b'PK half a checkpoint')
+    live = tmp_path / f'.iter_6.pth.{os.getppid()}.0123abcd.tmp'  # being written
+    live.write_bytes(b'PK')
+    other = tmp_path / '.notes.1.tmp'  # not ours
+    other.write_text('x')
+    atomic_save({'w': torch.ones(1)}, tmp_path / 'iter_2.pth')
+    assert sorted(os.listdir(tmp_path)) == sorted(['iter_2.pth', live.name, other.name])
+    assert remove_stale_temp_files(tmp_path) == []

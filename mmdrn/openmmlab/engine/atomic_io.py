@@ -12,13 +12,16 @@ then renamed over the destination with :func:`os.replace` (atomic on POSIX and
 Windows within one file system), and the directory ``fsync``\\ ed so the
 rename itself survives a power loss. A crash at any moment leaves the
 destination either as it was or completely written; at worst a hidden
-``.<name>.<pid>.<random>.tmp`` file remains next to it.
+``.<name>.<pid>.<random>.tmp`` file remains next to it, which the next
+write into that directory by a later process removes
+(:func:`mmdrn.utils.file_io.remove_stale_temp_files`).
 :func:`enable_atomic_checkpoints` makes it mmengine's backend for local paths,
 so ``save_checkpoint``, the ``CheckpointHook`` and everything else that writes
 through ``mmengine.fileio`` become atomic.
 
 mmengine's ``CheckpointHook`` writes the small ``last_checkpoint`` pointer
-file with a plain ``open``; :func:`find_resumable_checkpoint` therefore
+file with a plain ``open``; ``--resume``
+(:func:`~mmdrn.openmmlab.engine.resume.find_resumable_checkpoint`) therefore
 does not trust it blindly and falls back to the newest complete checkpoint.
 
 Example:
@@ -26,10 +29,8 @@ Example:
     >>> enable_atomic_checkpoints()  # ``import mmdrn.openmmlab`` does it
 """
 
-import glob
 import os
-import zipfile
-from typing import Optional, Union
+from typing import Union
 
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.fileio import io as mmengine_io
@@ -42,7 +43,6 @@ __all__ = [
     'atomic_write',
     'disable_atomic_checkpoints',
     'enable_atomic_checkpoints',
-    'find_resumable_checkpoint',
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -98,38 +98,3 @@ def _use_local_backend(backend: type) -> None:
     for key in [k for k, v in cache.items() if isinstance(v, LocalBackend)]:
         if type(cache[key]) is not backend:
             del cache[key]
-
-
-def _is_complete(path: str) -> bool:
-    # torch.save's format is a zip archive, whose directory sits at the end
-    # of the file: a truncated file has none.
-    return os.path.isfile(path) and zipfile.is_zipfile(path)
-
-
-def find_resumable_checkpoint(work_dir: PathLike) -> Optional[str]:
-    """The checkpoint ``--resume`` should load from ``work_dir``.
-
-    The file named by ``work_dir/last_checkpoint`` if that names a complete
-    checkpoint; otherwise (no pointer, an empty or torn pointer, or a
-    missing/truncated file, e.g. written before atomic saving was enabled)
-    the most recently modified complete ``*.pth`` file of ``work_dir``.
-
-    Args:
-        work_dir (str | PathLike): The training's work directory.
-
-    Returns:
-        str | None: A checkpoint path, or None when there is none.
-    """
-    work_dir = os.fspath(work_dir)
-    pointer = os.path.join(work_dir, 'last_checkpoint')
-    if os.path.isfile(pointer):
-        with open(pointer, encoding='utf-8') as f:
-            named = f.read().strip()
-        if named and _is_complete(named):
-            return named
-    candidates = [
-        p for p in glob.glob(os.path.join(work_dir, '*.pth')) if _is_complete(p)
-    ]
-    if not candidates:
-        return None
-    return max(candidates, key=os.path.getmtime)

@@ -5,7 +5,7 @@ here, where it can be tested:
 
 * the OpenMMLab codebase (MMSegmentation or mmpretrain) is chosen from the
   config's ``default_scope`` and all its modules are registered;
-* ``--resume``, ``--amp``, ``--show-dir`` and ``--out`` are translated into
+* ``--amp``, ``--show-dir`` and ``--out`` are translated into
   config fields the way MMSegmentation's and mmpretrain's tools do, ``--amp``
   on CPU by a measurement of whether bfloat16 is faster there;
 * any config runs on CPU, also distributed: SyncBN layers become BN (torch's
@@ -33,14 +33,11 @@ from mmdrn.inference.precision import (
     precision_decision,
 )
 
-from .atomic_io import find_resumable_checkpoint
-
 __all__ = [
     'AMP_MODES',
     'LAUNCHERS',
     'register_scope',
     'revert_sync_bn',
-    'setup_resume',
     'setup_amp',
     'setup_device',
     'setup_show_dir',
@@ -106,33 +103,6 @@ def revert_sync_bn(node: Any, path: str = 'model') -> List[str]:
         for index, value in enumerate(node):
             changed += revert_sync_bn(value, f'{path}[{index}]')
     return changed
-
-
-def setup_resume(cfg: Config, resume: Optional[str]) -> None:
-    """Translate ``--resume [CHECKPOINT]``.
-
-    Args:
-        cfg (Config): The config, changed in place; ``cfg.work_dir`` must be
-            set for ``'auto'``.
-        resume (str, optional): ``None`` (no resuming), ``'auto'`` (the
-            latest complete checkpoint of ``cfg.work_dir``, see
-            :func:`~mmdrn.openmmlab.engine.atomic_io.find_resumable_checkpoint`; the run
-            starts afresh when there is none) or a checkpoint path.
-    """
-    if resume is None:
-        return
-    cfg.resume = True
-    if resume == 'auto':
-        # mmengine would trust work_dir/last_checkpoint blindly; this lookup
-        # skips a torn pointer or truncated file left by a killed run.
-        resume = find_resumable_checkpoint(cfg.work_dir)
-        if resume is None:
-            print_log(
-                f'--resume: no checkpoint in {cfg.work_dir}, training from the start',
-                'current',
-                logging.WARNING,
-            )
-    cfg.load_from = resume
 
 
 def _shared_decision() -> PrecisionDecision:
@@ -227,7 +197,8 @@ def setup_device(cfg: Config, launcher: str) -> str:
 
     With CUDA the config is left as it is. Without, SyncBN layers become BN,
     and for a distributed run the process group is initialised with gloo
-    and DDP is told not to expect GPU ``device_ids``.
+    (``env_cfg.dist_cfg.backend`` then says so) and DDP is told not to
+    expect GPU ``device_ids``.
 
     Args:
         cfg (Config): The config, changed in place.
@@ -248,7 +219,12 @@ def setup_device(cfg: Config, launcher: str) -> str:
         )
     if launcher != 'none':
         cfg.pop('sync_bn', None)
-        init_cpu_dist(launcher, **cfg.get('env_cfg', {}).get('dist_cfg', {}))
+        env_cfg = cfg.setdefault('env_cfg', {})
+        dist_cfg = env_cfg.setdefault('dist_cfg', {})
+        init_cpu_dist(launcher, **dist_cfg)
+        # The Runner logs env_cfg: it must name the backend in use, not the
+        # config's 'nccl' that CPU processes cannot use.
+        dist_cfg['backend'] = torch_dist.get_backend()
         wrapper = cfg.get('model_wrapper_cfg') or dict(
             type='MMDistributedDataParallel',
             broadcast_buffers=False,

@@ -13,7 +13,6 @@ from mmdrn.openmmlab.engine import (
     setup_amp,
     setup_device,
     setup_out,
-    setup_resume,
     setup_show_dir,
 )
 
@@ -72,30 +71,6 @@ def test_register_scope_picks_the_codebase():
     assert register_scope(Config(dict())) == 'mmseg'
     with pytest.raises(ValueError, match=r"default_scope must be one of .*got 'mmdet'"):
         register_scope(Config(dict(default_scope='mmdet')))
-
-
-def test_setup_resume_with_a_path():
-    cfg = _cfg(load_from='pretrained.pth')
-    setup_resume(cfg, 'work_dirs/x/iter_8.pth')
-    assert cfg.resume is True and cfg.load_from == 'work_dirs/x/iter_8.pth'
-
-
-def test_setup_resume_auto_finds_the_latest_complete_checkpoint(tmp_path):
-    cfg = _cfg(load_from='pretrained.pth', work_dir=str(tmp_path))
-    setup_resume(cfg, 'auto')
-    assert cfg.resume is True and cfg.load_from is None  # nothing to resume
-    good = tmp_path / 'iter_2.pth'
-    torch.save({'meta': {'iter': 2}}, good)
-    (tmp_path / 'iter_4.pth').write_bytes(b'PK\x03\x04 truncated by a kill')
-    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_4.pth'))
-    setup_resume(cfg, 'auto')
-    assert cfg.load_from == str(good)
-
-
-def test_setup_resume_none_leaves_config_alone():
-    cfg = _cfg(load_from='pretrained.pth')
-    setup_resume(cfg, None)
-    assert 'resume' not in cfg and cfg.load_from == 'pretrained.pth'
 
 
 def test_setup_amp_per_device():
@@ -232,6 +207,28 @@ def test_init_cpu_dist_single_process_gloo(monkeypatch):
         assert dist.get_world_size() == 1
         init_cpu_dist('pytorch')  # a second call keeps the existing group
         assert dist.get_world_size() == 1
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the CPU path')
+def test_setup_device_distributed_on_cpu_records_the_backend_in_use(monkeypatch):
+    """The Runner logs env_cfg: it must say gloo, not the config's nccl."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        pytest.skip('a process group already exists in this process')
+    for key, value in dict(
+        RANK='0', WORLD_SIZE='1', LOCAL_RANK='0', MASTER_ADDR='127.0.0.1'
+    ).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv('MASTER_PORT', str(29600 + os.getpid() % 300))
+    cfg = _cfg(env_cfg=dict(dist_cfg=dict(backend='nccl', timeout=60)))
+    try:
+        assert setup_device(cfg, 'pytorch') == 'cpu'
+        assert dist.get_backend() == 'gloo'
+        assert cfg.env_cfg.dist_cfg == dict(backend='gloo', timeout=60)
+        assert cfg.model_wrapper_cfg.device_ids is None
     finally:
         dist.destroy_process_group()
 
