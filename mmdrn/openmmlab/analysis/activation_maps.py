@@ -42,7 +42,7 @@ def load_segmentor(
         nn.Module: The model.
     """
     from mmengine.config import Config
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
 
     from ...utils import load_file
     from ..engine import register_scope, revert_sync_bn
@@ -53,12 +53,13 @@ def load_segmentor(
     scope = register_scope(cfg)
     if scope != 'mmseg':
         raise ValueError(f'config must be an MMSeg config, got default_scope {scope!r}')
-    init_default_scope(scope)
     from mmseg.registry import MODELS
 
     # Synchronised BN needs a process group; one CPU process has none.
     revert_sync_bn(cfg.model)
-    model = MODELS.build(cfg.model)
+    # The scope only for building: the process-wide default stays as it was.
+    with DefaultScope.overwrite_default_scope(scope):
+        model = MODELS.build(cfg.model)
     if checkpoint is not None:
         state = load_file(checkpoint)
         model.load_state_dict(state.get('state_dict', state), strict=True)
