@@ -17,11 +17,9 @@ Examples::
 
 import argparse
 import os
-import os.path as osp
 from typing import Any, List, Optional
 
-import torch.distributed
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -105,20 +103,15 @@ def main(argv: Optional[List[str]] = None) -> Any:
     import mmdrn.openmmlab  # noqa: F401  (registration, safe checkpoint loading)
     from mmdrn.openmmlab.engine import (
         StrictLoadHook,
+        load_tool_config,
         register_scope,
         setup_device,
         setup_out,
         setup_show_dir,
+        teardown_distributed,
     )
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.load_from = args.checkpoint
     scope = register_scope(cfg)
     setup_device(cfg, args.launcher)
@@ -144,14 +137,8 @@ def main(argv: Optional[List[str]] = None) -> Any:
         runner.register_hook(
             FastInferenceHook(dtype=args.fast_dtype, compile=args.compile)
         )
-    try:
+    with teardown_distributed():
         return runner.test()
-    finally:
-        # Tear gloo down before interpreter exit: left to the atexit order,
-        # its threads can abort the process ('terminate called without an
-        # active exception') after a successful run.
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
 
 
 if __name__ == '__main__':

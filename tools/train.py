@@ -27,11 +27,9 @@ Without CUDA (or with ``--cpu``) any config runs on CPU: SyncBN becomes BN,
 
 import argparse
 import os
-import os.path as osp
 from typing import Any, List, Optional
 
-import torch.distributed
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 # mmdrn.openmmlab.engine.AMP_MODES (a test checks they agree); mmdrn itself is imported
 # in main(), after --cpu has hidden the GPUs.
@@ -124,20 +122,15 @@ def main(argv: Optional[List[str]] = None) -> Any:
     from mmdrn.openmmlab.engine import (
         add_nan_guard,
         add_preemption_hook,
+        load_tool_config,
         register_scope,
         setup_amp,
         setup_device,
         setup_resume,
+        teardown_distributed,
     )
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     register_scope(cfg)
     device = setup_device(cfg, args.launcher)
     setup_resume(cfg, args.resume)
@@ -151,14 +144,8 @@ def main(argv: Optional[List[str]] = None) -> Any:
 
     runner = Runner.from_cfg(cfg)
     check_class_weights(runner.model)
-    try:
+    with teardown_distributed():
         return runner.train()
-    finally:
-        # Tear gloo down before interpreter exit: left to the atexit order,
-        # its threads can abort the process ('terminate called without an
-        # active exception') after a successful run.
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
 
 
 if __name__ == '__main__':

@@ -11,12 +11,14 @@ from .launch import (
     AMP_MODES,
     LAUNCHERS,
     init_cpu_dist,
+    load_tool_config,
     register_scope,
     revert_sync_bn,
     setup_amp,
     setup_device,
     setup_out,
     setup_show_dir,
+    teardown_distributed,
 )
 from .nan_guard import NaNGuardHook, NonFiniteLossError, add_nan_guard
 from .optim_wrapper import CPUAmpOptimWrapper
@@ -56,6 +58,7 @@ __all__ = [
     'find_resumable_checkpoint',
     'init_cpu_dist',
     'load_checkpoint_strict',
+    'load_tool_config',
     'register_scope',
     'remove_stale_temp_files',
     'revert_sync_bn',
@@ -64,4 +67,5 @@ __all__ = [
     'setup_out',
     'setup_resume',
     'setup_show_dir',
+    'teardown_distributed',
 ]

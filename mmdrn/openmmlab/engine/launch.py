@@ -3,6 +3,9 @@
 The tools stay thin wrappers on mmengine's ``Runner``; what they add lives
 here, where it can be tested:
 
+* the config is read as both tools read it (:func:`load_tool_config`:
+  ``--cfg-options``, the launcher, the work directory) and the process group
+  is torn down when they end (:func:`teardown_distributed`);
 * the OpenMMLab codebase (MMSegmentation or mmpretrain) is chosen from the
   config's ``default_scope`` and all its modules are registered;
 * ``--amp``, ``--show-dir`` and ``--out`` are translated into
@@ -16,11 +19,13 @@ here, where it can be tested:
   SyncBN stay the configs' defaults.
 """
 
+import contextlib
 import datetime
 import logging
 import os
+import os.path as osp
 import subprocess
-from typing import Any, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import torch
 import torch.distributed as torch_dist
@@ -36,6 +41,8 @@ from mmdrn.inference.precision import (
 __all__ = [
     'AMP_MODES',
     'LAUNCHERS',
+    'load_tool_config',
+    'teardown_distributed',
     'register_scope',
     'revert_sync_bn',
     'setup_amp',
@@ -55,6 +62,55 @@ _SYNC_NORMS = ('SyncBN', 'MMSyncBN')
 def _check_launcher(launcher: str) -> None:
     if launcher not in LAUNCHERS:
         raise ValueError(f'launcher must be one of {LAUNCHERS}, got {launcher!r}')
+
+
+def load_tool_config(
+    config: str,
+    cfg_options: Optional[Dict[str, Any]] = None,
+    launcher: str = 'none',
+    work_dir: Optional[str] = None,
+) -> Config:
+    """Read a config the way ``tools/train.py`` and ``tools/test.py`` do.
+
+    Args:
+        config (str): The config file.
+        cfg_options (dict, optional): ``--cfg-options``, merged in.
+            Default: None.
+        launcher (str): One of :data:`LAUNCHERS`. Default: ``'none'``.
+        work_dir (str, optional): ``--work-dir``; without it the config's own
+            ``work_dir``, else ``work_dirs/<config file name>`` (MMSeg's
+            rule). Default: None.
+
+    Returns:
+        Config: The config with ``launcher`` and ``work_dir`` set.
+
+    Raises:
+        ValueError: ``launcher`` is not one of :data:`LAUNCHERS`.
+    """
+    _check_launcher(launcher)
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(config))[0])
+    return cfg
+
+
+@contextlib.contextmanager
+def teardown_distributed() -> Iterator[None]:
+    """Destroy the process group when the block ends, however it ends.
+
+    Left to the interpreter's exit, gloo's threads can abort a process that
+    finished successfully ('terminate called without an active exception').
+    """
+    try:
+        yield
+    finally:
+        if torch_dist.is_available() and torch_dist.is_initialized():
+            torch_dist.destroy_process_group()
 
 
 def register_scope(cfg: Config) -> str:

@@ -18,7 +18,11 @@ job script or scheduler to requeue on.
 In a distributed run the ranks agree after every iteration through one
 all-reduce of a flag, so a signal that reaches any rank stops all of them
 after the same iteration; rank 0 alone writes the checkpoint, and no rank
-exits before it is complete.
+exits before it is complete. A launcher between the job script and the
+training processes (torchrun) reports its own status instead of theirs;
+when the environment variable :data:`PREEMPTED_MARKER_ENV` names a file,
+rank 0 writes the checkpoint's path there, so the launching script
+(``tools/dist_train.sh``) can exit with 75 itself.
 
 Resuming continues exactly where the run stopped for iteration-based loops
 (MMSegmentation's); an epoch-based loop (mmpretrain's) restarts the
@@ -29,6 +33,7 @@ Example:
 """
 
 import logging
+import os
 import os.path as osp
 import signal
 from typing import Any, Dict, Optional, Sequence, Union
@@ -44,6 +49,7 @@ from .atomic_io import atomic_write
 
 __all__ = [
     'PREEMPTED_EXIT_CODE',
+    'PREEMPTED_MARKER_ENV',
     'PreemptionHook',
     'TrainingPreempted',
     'add_preemption_hook',
@@ -51,6 +57,9 @@ __all__ = [
 ]
 
 PREEMPTED_EXIT_CODE = 75
+#: Environment variable naming a file that rank 0 writes the checkpoint's
+#: path into when training is pre-empted (for the launching script).
+PREEMPTED_MARKER_ENV = 'MMDRN_PREEMPTED_MARKER'
 SignalLike = Union[str, int, signal.Signals]
 # Cannot be caught (SIGKILL, SIGSTOP) or mean a crash in progress.
 _UNCATCHABLE = ('SIGKILL', 'SIGSTOP', 'SIGSEGV', 'SIGBUS', 'SIGFPE', 'SIGILL')
@@ -237,6 +246,9 @@ class PreemptionHook(Hook):
             logging.WARNING,
         )
         path = self._save(runner, step)
+        marker = os.environ.get(PREEMPTED_MARKER_ENV)
+        if marker and is_main_process():
+            atomic_write(marker, path)
         barrier()  # nobody exits (and gets the job torn down) mid-write
         message = (
             f'training pre-empted by {name} after iteration {step}; resume '

@@ -1,19 +1,23 @@
 import logging
 import os
+import os.path as osp
 import sys
 
 import pytest
 import torch
+import torch.distributed as dist
 from mmengine.config import Config
 
 from mmdrn.openmmlab.engine import (
     init_cpu_dist,
+    load_tool_config,
     register_scope,
     revert_sync_bn,
     setup_amp,
     setup_device,
     setup_out,
     setup_show_dir,
+    teardown_distributed,
 )
 
 
@@ -267,3 +271,29 @@ def test_setup_amp_follows_rank_0_in_a_distributed_run(tmp_path):
         assert text == 'bfloat16 CPUAmpOptimWrapper'
     assert (tmp_path / 'cache0.json').exists()
     assert not (tmp_path / 'cache1.json').exists()  # rank 1 did not measure
+
+
+def test_load_tool_config_merges_options_and_picks_the_work_dir(tmp_path):
+    config = tmp_path / 'my_config.py'
+    config.write_text("model = dict(type='M', depth=1)\n")
+    cfg = load_tool_config(str(config), {'model.depth': 3}, 'pytorch')
+    assert cfg.model.depth == 3 and cfg.launcher == 'pytorch'
+    assert cfg.work_dir == osp.join('work_dirs', 'my_config')
+    cfg = load_tool_config(str(config), work_dir=str(tmp_path / 'out'))
+    assert cfg.work_dir == str(tmp_path / 'out') and cfg.launcher == 'none'
+    config.write_text("work_dir = 'from_config'\n")
+    assert load_tool_config(str(config)).work_dir == 'from_config'
+    with pytest.raises(ValueError, match='launcher must be one of'):
+        load_tool_config(str(config), launcher='torchrun')
+
+
+def test_teardown_distributed_destroys_the_group_also_on_errors(tmp_path):
+    init = f'file://{tmp_path / "store"}'
+    dist.init_process_group('gloo', init_method=init, rank=0, world_size=1)
+    with pytest.raises(RuntimeError, match='boom'):
+        with teardown_distributed():
+            assert dist.is_initialized()
+            raise RuntimeError('boom')
+    assert not dist.is_initialized()
+    with teardown_distributed():  # nothing to tear down: no error
+        pass
