@@ -3,6 +3,7 @@
 import re
 import socket
 
+import pytest
 import torch
 from tool_runner import check, run_tool, weights, write_tiny_config
 
@@ -19,6 +20,10 @@ def _miou(output: str) -> float:
     return float(found[-1])
 
 
+# Slow: two full tool runs; the default suite keeps 2-process training
+# through test_sync_bn_config_trains_distributed_on_cpu and the pre-emption
+# test of tools/dist_train.sh (weights equal to an uninterrupted 2-process run).
+@pytest.mark.slow
 def test_two_processes_match_one_process_with_the_same_total_batch(tmp_path, demo_data):
     """1 process x batch 4 and 2 processes x batch 2 see the same 4 images per
     iteration (InfiniteSampler deals one shuffled sequence round-robin); with

@@ -152,6 +152,9 @@ def test_resume_after_sigkill_gives_the_uninterrupted_weights(tmp_path, demo_dat
     assert any(not torch.equal(first[k], straight[k]) for k in straight)
 
 
+# Slow: a training run and two test runs; the hook itself is tested in
+# tests/test_openmmlab/test_engine/test_fast_inference.py.
+@pytest.mark.slow
 def test_test_fast_flag_folds_norms_and_keeps_the_metrics(tmp_path, demo_data):
     """``tools/test.py --fast`` on a trained BN model: the norms are folded
     after the checkpoint is loaded, and the fp32 fast path gives the metrics
