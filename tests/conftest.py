@@ -82,3 +82,36 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def published_weights(tmp_path_factory):
+    """Random-weight DRN-D-22 files published the way osmr and fyu publish
+    theirs, in one folder (``'root'``); see ``tests/weights_server.py``."""
+    from weights_server import publish_fyu_d22, publish_osmr_d22
+
+    root = str(tmp_path_factory.mktemp('published'))
+    return {'osmr': publish_osmr_d22(root), 'fyu': publish_fyu_d22(root), 'root': root}
+
+
+@pytest.fixture
+def weights_http(published_weights, monkeypatch):
+    """A server on 127.0.0.1 for ``published_weights``, with mmdrn.hub's
+    table and mirror pointed at it; ``.requests`` lists the paths asked for."""
+    from weights_server import point_hub_at, serve
+
+    from mmdrn import hub
+
+    point_hub_at(
+        monkeypatch, {k: v for k, v in published_weights.items() if k != 'root'}
+    )
+    with serve(published_weights['root']) as srv:
+        monkeypatch.setenv(hub.MIRROR_ENV, srv.url)
+        yield srv
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """torch.hub's checkpoint directory, in a fresh temporary folder."""
+    monkeypatch.setattr(torch.hub, '_hub_dir', str(tmp_path / 'hub'))
+    return tmp_path / 'hub' / 'checkpoints'

@@ -13,10 +13,6 @@ from weights_server import (
     X,
     assert_close,
     closed_port_url,
-    point_hub_at,
-    publish_fyu_d22,
-    publish_osmr_d22,
-    serve,
 )
 
 import mmdrn  # noqa: F401  (registers the drn_* models)
@@ -26,27 +22,6 @@ from mmdrn.backbones.drn_weights import match_state_dict
 from mmdrn.utils import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope='module')
-def files(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('published'))
-    return {'osmr': publish_osmr_d22(root), 'fyu': publish_fyu_d22(root), 'root': root}
-
-
-@pytest.fixture
-def server(files, monkeypatch):
-    point_hub_at(monkeypatch, {k: v for k, v in files.items() if k != 'root'})
-    with serve(files['root']) as srv:
-        monkeypatch.setenv(hub.MIRROR_ENV, srv.url)
-        yield srv
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """torch.hub's directory in a fresh temporary folder."""
-    monkeypatch.setattr(torch.hub, '_hub_dir', str(tmp_path / 'hub'))
-    return tmp_path / 'hub' / 'checkpoints'
 
 
 def test_table_matches_the_published_names():
@@ -77,25 +52,27 @@ def test_unknown_names_and_bad_mirrors_are_refused():
         hub.fetch('drn_c_26', mirrors='ftp://x')
 
 
-def test_timm_pretrained_downloads_unzips_verifies_converts(server, cache, files):
-    osmr = files['osmr']
+def test_timm_pretrained_downloads_unzips_verifies_converts(
+    weights_http, hub_cache, published_weights
+):
+    osmr = published_weights['osmr']
     model = timm.create_model('drn_d_22', pretrained=True).eval()
     assert model.pretrained_cfg['tag'] == 'osmr_in1k'
-    assert model.pretrained_cfg['file'] == str(cache / osmr.source.file_name)
+    assert model.pretrained_cfg['file'] == str(hub_cache / osmr.source.file_name)
     with torch.no_grad():
         assert_close(model(X), osmr.logits)
-    assert server.requests == ['/' + os.path.basename(osmr.path)]
+    assert weights_http.requests == ['/' + os.path.basename(osmr.path)]
     # the unpacked, verified .pth only: no zip, no partial file
-    assert os.listdir(cache) == [osmr.source.file_name]
+    assert os.listdir(hub_cache) == [osmr.source.file_name]
 
     again = timm.create_model('drn_d_22.osmr_in1k', pretrained=True).eval()
-    assert len(server.requests) == 1  # read from the cache
+    assert len(weights_http.requests) == 1  # read from the cache
     with torch.no_grad():
         assert_close(again(X), osmr.logits)
 
 
-def test_fyu_tag_and_features_only(server, cache, files):
-    fyu = files['fyu']
+def test_fyu_tag_and_features_only(weights_http, hub_cache, published_weights):
+    fyu = published_weights['fyu']
     model = timm.create_model('drn_d_22.fyu_in1k', pretrained=True).eval()
     with torch.no_grad():
         assert_close(model(X), fyu.logits)
@@ -104,18 +81,18 @@ def test_fyu_tag_and_features_only(server, cache, files):
     ).eval()
     with torch.no_grad():
         assert_close(features(X)[0], fyu.features)
-    assert server.requests == ['/' + fyu.source.file_name]
+    assert weights_http.requests == ['/' + fyu.source.file_name]
 
 
 def test_404_on_the_default_falls_through_to_the_next_source(
-    server, cache, files, monkeypatch, caplog
+    weights_http, hub_cache, published_weights, monkeypatch, caplog
 ):
-    osmr, fyu = files['osmr'], files['fyu']
+    osmr, fyu = published_weights['osmr'], published_weights['fyu']
     missing = osmr.source._replace(url=osmr.source.url.replace('.pth.zip', 'x.pth.zip'))
     monkeypatch.setitem(hub.WEIGHTS, missing.name, missing)
     with caplog.at_level(logging.WARNING, logger='mmdrn.hub'):
         model = timm.create_model('drn_d_22', pretrained=True).eval()
-    assert server.requests == [
+    assert weights_http.requests == [
         '/' + missing.url.rsplit('/', 1)[-1],
         '/' + fyu.source.file_name,
     ]
@@ -126,21 +103,21 @@ def test_404_on_the_default_falls_through_to_the_next_source(
         assert_close(model(X), fyu.logits)
 
 
-def test_mirrors_are_tried_in_order(server, cache, files):
+def test_mirrors_are_tried_in_order(weights_http, hub_cache, published_weights):
     path, source = hub.fetch(
-        'drn_d_22.fyu_in1k', mirrors=[server.url + '/elsewhere', server.url]
+        'drn_d_22.fyu_in1k', mirrors=[weights_http.url + '/elsewhere', weights_http.url]
     )
-    assert source.tag == 'fyu_in1k' and path == str(cache / source.file_name)
-    assert server.requests == [
+    assert source.tag == 'fyu_in1k' and path == str(hub_cache / source.file_name)
+    assert weights_http.requests == [
         '/elsewhere/' + source.file_name,
         '/' + source.file_name,
     ]
 
 
 def test_wrong_hash_is_refused_and_the_download_deleted(
-    server, cache, files, monkeypatch
+    weights_http, hub_cache, published_weights, monkeypatch
 ):
-    osmr = files['osmr']
+    osmr = published_weights['osmr']
     actual = osmr.source.hash
     wrong = osmr.source._replace(hash='0' * 40)
     monkeypatch.setitem(hub.WEIGHTS, wrong.name, wrong)
@@ -149,63 +126,71 @@ def test_wrong_hash_is_refused_and_the_download_deleted(
     message = str(info.value)
     assert f'SHA-1 mismatch: expected {"0" * 40}, got {actual}' in message
     assert 'the download was deleted' in message
-    assert os.listdir(cache) == []
+    assert os.listdir(hub_cache) == []
 
 
-def test_every_source_failing_gives_one_error_listing_them(server, cache, files):
+def test_every_source_failing_gives_one_error_listing_them(
+    weights_http, hub_cache, published_weights
+):
     dead = closed_port_url()
     with pytest.raises(hub.DownloadError) as info:
-        hub.fetch('drn_d_22', mirrors=f'{server.url}/none, {dead}', progress=False)
+        hub.fetch(
+            'drn_d_22', mirrors=f'{weights_http.url}/none, {dead}', progress=False
+        )
     lines = str(info.value).splitlines()
-    osmr_name = files['osmr'].source.url.rsplit('/', 1)[-1]
-    fyu_name = files['fyu'].source.file_name
+    osmr_name = published_weights['osmr'].source.url.rsplit('/', 1)[-1]
+    fyu_name = published_weights['fyu'].source.file_name
     assert lines[0] == "could not download the weights 'drn_d_22'; every source failed:"
-    assert lines[1] == f'  {server.url}/none/{osmr_name}: HTTP 404 File not found'
+    assert lines[1] == f'  {weights_http.url}/none/{osmr_name}: HTTP 404 File not found'
     assert lines[2].startswith(f'  {dead}/{osmr_name}: cannot connect (')
-    assert lines[3] == f'  {server.url}/none/{fyu_name}: HTTP 404 File not found'
+    assert lines[3] == f'  {weights_http.url}/none/{fyu_name}: HTTP 404 File not found'
     assert lines[4].startswith(f'  {dead}/{fyu_name}: cannot connect (')
     assert lines[5] == 'A copy downloaded by hand is verified and used from:'
     assert lines[6] == (
-        f'  {cache / files["osmr"].source.file_name}  '
+        f'  {hub_cache / published_weights["osmr"].source.file_name}  '
         '(drn_d_22.osmr_in1k, the .pth inside the .zip)'
     )
-    assert lines[7] == f'  {cache / fyu_name}  (drn_d_22.fyu_in1k)'
-    assert os.listdir(cache) == []
+    assert lines[7] == f'  {hub_cache / fyu_name}  (drn_d_22.fyu_in1k)'
+    assert os.listdir(hub_cache) == []
 
 
 def test_a_copy_put_in_the_cache_by_hand_is_used_without_a_request(
-    server, cache, files
+    weights_http, hub_cache, published_weights
 ):
-    fyu = files['fyu']
-    cache.mkdir(parents=True)
-    (cache / fyu.source.file_name).write_bytes(Path(fyu.path).read_bytes())
+    fyu = published_weights['fyu']
+    hub_cache.mkdir(parents=True)
+    (hub_cache / fyu.source.file_name).write_bytes(Path(fyu.path).read_bytes())
     path, source = hub.fetch('drn_d_22', mirrors=closed_port_url())
-    assert source.tag == 'fyu_in1k' and path == str(cache / fyu.source.file_name)
-    assert server.requests == []
+    assert source.tag == 'fyu_in1k' and path == str(hub_cache / fyu.source.file_name)
+    assert weights_http.requests == []
 
 
-def test_a_damaged_cached_file_is_reported_and_kept(server, cache, files):
-    fyu = files['fyu']
-    cache.mkdir(parents=True)
-    damaged = cache / fyu.source.file_name
+def test_a_damaged_cached_file_is_reported_and_kept(
+    weights_http, hub_cache, published_weights
+):
+    fyu = published_weights['fyu']
+    hub_cache.mkdir(parents=True)
+    damaged = hub_cache / fyu.source.file_name
     damaged.write_bytes(b'not the weights')
     with pytest.raises(CheckpointError, match='is not the published drn_d_22.fyu_in1k'):
         hub.fetch('drn_d_22.fyu_in1k')
     assert damaged.read_bytes() == b'not the weights'
-    assert server.requests == []
+    assert weights_http.requests == []
 
 
-def test_a_zip_with_several_files_is_refused(server, cache, files, monkeypatch):
-    osmr = files['osmr'].source
+def test_a_zip_with_several_files_is_refused(
+    weights_http, hub_cache, published_weights, monkeypatch
+):
+    osmr = published_weights['osmr'].source
     name = osmr.url.rsplit('/', 1)[-1].replace('.pth.zip', 'two.pth.zip')
-    with zipfile.ZipFile(os.path.join(files['root'], name), 'w') as zf:
+    with zipfile.ZipFile(os.path.join(published_weights['root'], name), 'w') as zf:
         zf.writestr('a.pth', b'1')
         zf.writestr('b.pth', b'2')
     two = osmr._replace(url=osmr.url.rsplit('/', 1)[0] + '/' + name)
     monkeypatch.setitem(hub.WEIGHTS, two.name, two)
     with pytest.raises(hub.DownloadError, match='the zip holds 2 files, expected one'):
         hub.fetch(two.name, progress=False)
-    assert os.listdir(cache) == []
+    assert os.listdir(hub_cache) == []
 
 
 def test_missing_unused_projection_is_reported_not_an_error(caplog):
