@@ -5,13 +5,12 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+from line_runner import line_runner
 from mmengine.config import Config
 from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
-from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS as PRETRAIN_HOOKS
 from mmseg.registry import HOOKS as SEG_HOOKS
-from torch.utils.data import Dataset
 
 from mmdrn.openmmlab.engine import nan_guard
 from mmdrn.openmmlab.engine.nan_guard import (
@@ -48,38 +47,14 @@ class _Diverging(BaseModel):
         return losses
 
 
-class _Line(Dataset):
-    def __len__(self):
-        return 8
-
-    def __getitem__(self, i):
-        x = torch.tensor([i / 8, 1.0, -i / 16])
-        return dict(x=x, y=2 * x[0] - x[2])
-
-
 def _runner(work_dir, model, by_epoch=False, hooks=None, max_iters=6):
-    train_cfg = (
-        dict(by_epoch=True, max_epochs=3)
-        if by_epoch
-        else dict(by_epoch=False, max_iters=max_iters)
-    )
-    return Runner(
-        model=model,
-        work_dir=str(work_dir),
-        train_dataloader=dict(
-            dataset=_Line(),
-            batch_size=4,  # 2 iterations per epoch
-            num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            collate_fn=dict(type='default_collate'),
-        ),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        train_cfg=train_cfg,
-        default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=by_epoch)
-        ),
+    return line_runner(
+        work_dir,
+        model,
+        by_epoch=by_epoch,
+        max_iters=max_iters,
+        checkpoint=dict(interval=1),
         custom_hooks=[dict(type='NaNGuardHook')] if hooks is None else hooks,
-        default_scope='mmseg',
     )
 
 

@@ -7,13 +7,12 @@ import signal
 import pytest
 import torch
 import torch.nn as nn
+from line_runner import line_runner
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.model import BaseModel
-from mmengine.runner import Runner
 from mmpretrain.registry import HOOKS as PRETRAIN_HOOKS
 from mmseg.registry import HOOKS as SEG_HOOKS
-from torch.utils.data import Dataset
 
 from mmdrn.openmmlab.engine.preemption import (
     PREEMPTED_EXIT_CODE,
@@ -35,15 +34,6 @@ class _Regression(BaseModel):
         return dict(loss=((out - y) ** 2).mean()) if mode == 'loss' else out
 
 
-class _Line(Dataset):
-    def __len__(self):
-        return 8
-
-    def __getitem__(self, i):
-        x = torch.tensor([i / 8, 1.0, -i / 16])
-        return dict(x=x, y=2 * x[0] - x[2])
-
-
 class _SignalAt(Hook):
     """Send ``sig`` to this process during iteration ``at`` (counted from 1)."""
 
@@ -58,34 +48,13 @@ class _SignalAt(Hook):
 
 
 def _runner(work_dir, hooks, by_epoch=False, interval=100, keep=-1, **kwargs):
-    train_cfg = (
-        dict(by_epoch=True, max_epochs=3)
-        if by_epoch
-        else dict(by_epoch=False, max_iters=6)
-    )
     torch.manual_seed(0)  # the same initial weights in every run
-    return Runner(
-        model=_Regression(),
-        work_dir=str(work_dir),
-        train_dataloader=dict(
-            dataset=_Line(),
-            batch_size=4,  # 2 iterations per epoch
-            num_workers=0,
-            sampler=dict(type='DefaultSampler', shuffle=False),
-            collate_fn=dict(type='default_collate'),
-        ),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
-        train_cfg=train_cfg,
-        default_hooks=dict(
-            checkpoint=dict(
-                type='CheckpointHook',
-                interval=interval,
-                by_epoch=by_epoch,
-                max_keep_ckpts=keep,
-            )
-        ),
+    return line_runner(
+        work_dir,
+        _Regression(),
+        by_epoch=by_epoch,
+        checkpoint=dict(interval=interval, max_keep_ckpts=keep),
         custom_hooks=hooks,
-        default_scope='mmseg',
         **kwargs,
     )
 
