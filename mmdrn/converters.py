@@ -1,10 +1,7 @@
 """Convert DRN checkpoints for timm, mmpretrain and MMSegmentation.
 
-The source may be in any layout :mod:`mmdrn.backbones.drn_weights` reads:
-fyu/drn's ``drn.py`` (and torchvision ResNets for DRN-A), the same inside a
-training checkpoint or with DataParallel's ``module.`` prefix, fyu/drn's
-``DRNSeg`` (``base.N.*``, ``seg.*``, ``up.*``), or pytorchcv/imgclsmob. The
-weights are converted to the fyu/drn keys and checked against the named
+The source may be in any layout :mod:`mmdrn.backbones.drn_weights` reads.
+The weights are converted to the fyu/drn keys and checked against the named
 timm model (every key present, nothing left over), then renamed for the
 target:
 
@@ -35,21 +32,27 @@ conversion checks that ``up`` holds that kernel.
 import math
 from typing import Any, Dict, List, Mapping, Tuple
 
+import timm
 import torch
 from torch import nn
 
+from .backbones.drn_weights import (
+    StateDict,
+    convert_state_dict,
+    detect_layout,
+    match_state_dict,
+    unwrap_state_dict,
+)
+from .heads import image_classifier_keys
+from .utils.validation import check_choice
+
 __all__ = ['TARGETS', 'bilinear_up_kernel', 'convert', 'drn_models', 'load_timm_drn']
 
-TARGETS = ('mmpretrain', 'mmseg', 'timm')
-StateDict = Dict[str, torch.Tensor]
+TARGETS = ['mmpretrain', 'mmseg', 'timm']
 
 
 def drn_models() -> List[str]:
     """Names of mmdrn's timm models (``drn_a_18`` ... ``drn_d_107``)."""
-    import timm
-
-    import mmdrn  # noqa: F401  (registers the drn_* models)
-
     return timm.list_models('drn_*')
 
 
@@ -88,18 +91,7 @@ def _match(
     checkpoint: Mapping, model: str, require_classifier: bool
 ) -> Tuple[nn.Module, StateDict, str]:
     """Convert, size the classifier, check every key: (net, state, layout)."""
-    models = drn_models()
-    if model not in models:
-        raise ValueError(f'model must be one of {models}, got {model!r}')
-    import timm
-
-    from .backbones.drn_weights import (
-        convert_state_dict,
-        detect_layout,
-        match_state_dict,
-        unwrap_state_dict,
-    )
-
+    check_choice('model', model, drn_models())
     source = unwrap_state_dict(checkpoint)
     layout = detect_layout(source)
     net = timm.create_model(model)
@@ -159,23 +151,18 @@ def convert(
             not the bilinear kernel (mmseg target).
         CheckpointError: Keys that do not fit the model (named).
     """
-    if target not in TARGETS:
-        raise ValueError(f'target must be one of {list(TARGETS)}, got {target!r}')
+    check_choice('target', target, TARGETS)
     _, state, layout = _match(checkpoint, model, target == 'mmpretrain')
     num_classes = state['fc.weight'].shape[0] if 'fc.weight' in state else 0
     facts = dict(source_layout=layout, num_classes=num_classes)
     if target == 'timm':
         return state, dict(facts, classifier='fc' if num_classes else 'none')
     if target == 'mmpretrain':
-        from .heads import image_classifier_keys
-
         return image_classifier_keys(state), dict(facts, classifier='head.fc')
     fc = {k[len('fc.') :]: state.pop(k) for k in list(state) if k.startswith('fc.')}
     converted = {f'backbone.{k}': v for k, v in state.items()}
     if layout != 'drnseg' or not fc:
         return converted, dict(facts, classifier='dropped' if fc else 'none')
-    from .backbones.drn_weights import unwrap_state_dict
-
     _check_up(unwrap_state_dict(checkpoint))
     weight = fc['weight']
     # DRN-A's classifier is a Linear; the head's is a 1x1 convolution

@@ -12,10 +12,10 @@ Three sources publish ImageNet-1k weights for these networks:
 ``fyu_in1k``
     fyu/drn's official files on ``http://dl.yf.io/drn/`` (fyu/drn's own
     ``drn.py`` names them), in fyu/drn's key layout. The 8 hex digits in each
-    name are the first 8 of the file's SHA-256: torch's model zoo convention
-    (``torch.hub``'s ``check_hash``), and fyu/drn loads them with
-    ``torch.utils.model_zoo.load_url``, which in the PyTorch releases of the
-    time (0.2 to 1.0) verified that prefix on every download.
+    name are the first 8 of the file's SHA-256: torch's model zoo convention,
+    which ``torch.hub.download_url_to_file(hash_prefix=...)`` checks (fyu/drn
+    loads them with ``torch.utils.model_zoo.load_url``, which in the PyTorch
+    releases of the time verified that prefix on every download).
 ``tv_in1k``
     torchvision's ResNet files for DRN-A (the same key layout; fyu/drn's
     ``drn_a_50`` loads ResNet-50's). SHA-256 prefix in the name, as above.
@@ -27,11 +27,12 @@ stretches.
 
 :func:`fetch` returns the path of a verified ``.pth`` in ``torch.hub``'s cache
 (``torch.hub.get_dir()/checkpoints``). A file already there is verified and
-used without any request. Otherwise each URL is tried in turn: the download
-goes to a temporary file (progress bar on stderr), a zip is unpacked (one
-member), the hash is checked, and only then is the file moved into place; a
-mismatch deletes the download. HTTP errors, connection errors and bad files
-fall through to the next URL; if none works, one :class:`DownloadError` lists
+used without any request; one that fails the check is reported, never
+replaced. Otherwise each URL is tried in turn: ``torch.hub`` downloads into a
+temporary file (progress bar on stderr), a zip is unpacked (one member), the
+hash is checked, and only then is the file moved into place; a mismatch
+deletes the download. HTTP errors, connection errors and bad files fall
+through to the next URL; if none works, one :class:`DownloadError` lists
 every URL with its reason and the cache path where a copy downloaded by hand
 is picked up. For an architecture name without a tag (``drn_c_26``) the
 cached files of all its sources are looked at first, then the sources are
@@ -55,9 +56,7 @@ import logging
 import os
 import re
 import shutil
-import socket
 import urllib.error
-import urllib.request
 import uuid
 import zipfile
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
@@ -79,7 +78,6 @@ __all__ = [
 
 SCHEME = 'drn://'
 MIRROR_ENV = 'MMDRN_WEIGHTS_MIRROR'
-_TIMEOUT_S = 30.0
 _logger = logging.getLogger(__name__)
 
 
@@ -123,6 +121,29 @@ class WeightSource(NamedTuple):
         return 'sha1' if len(self.hash) == 40 else 'sha256'
 
 
+# What every file of a tag shares.
+_TAGS = {
+    'osmr_in1k': dict(
+        layout='pytorchcv',
+        license='mit',
+        origin_url='https://github.com/osmr/imgclsmob',
+        description='Trained by osmr/imgclsmob in MXNet/Gluon, converted to '
+        'PyTorch (pytorchcv layout).',
+    ),
+    'fyu_in1k': dict(
+        layout='drn',
+        license='bsd-3-clause',
+        origin_url='https://github.com/fyu/drn',
+        description='Official weights of Yu et al. (fyu/drn).',
+    ),
+    'tv_in1k': dict(
+        layout='drn',
+        license='bsd-3-clause',
+        origin_url='https://github.com/pytorch/vision',
+        description="torchvision's ResNet weights of the same depth (as fyu/drn's "
+        'drn_a_50).',
+    ),
+}
 _OSMR = 'https://github.com/osmr/imgclsmob/releases/download/'
 _FYU = 'http://dl.yf.io/drn/'
 _TV = 'https://download.pytorch.org/models/'
@@ -140,87 +161,44 @@ drn_d_105  drnd105  8dc6aa76c16cb1964929adf53183d1e0324ae051  v0.0.564  19.87  5
 """
 # fyu/drn's drn.py file names (SHA-256 prefix) and its README's top-1 / top-5
 # error (%), single 224x224 center crop of the 256-pixel resized image.
-_FYU_FILES = (
-    ('drn_c_26', 'ddedf421', 24.9, 7.6),
-    ('drn_c_42', '9d336e8c', 22.9, 6.6),
-    ('drn_c_58', '0a53a92c', 21.7, 6.0),
-    ('drn_d_22', '4bd2f8ea', 25.8, 8.2),
-    ('drn_d_38', 'eebb45f0', 23.8, 6.9),
-    ('drn_d_54', '0e0534ff', 21.2, 5.9),
-    ('drn_d_105', '12b40979', 20.6, 5.5),
-)
+_FYU_FILES = {
+    'drn_c_26': ('ddedf421', 24.9, 7.6),
+    'drn_c_42': ('9d336e8c', 22.9, 6.6),
+    'drn_c_58': ('0a53a92c', 21.7, 6.0),
+    'drn_d_22': ('4bd2f8ea', 25.8, 8.2),
+    'drn_d_38': ('eebb45f0', 23.8, 6.9),
+    'drn_d_54': ('0e0534ff', 21.2, 5.9),
+    'drn_d_105': ('12b40979', 20.6, 5.5),
+}
 # torchvision's ResNet files of the same depth (errors are published for the
 # ResNets, not for the dilated DRN-A, so none are given).
-_TV_FILES = (
-    ('drn_a_18', 'resnet18-5c106cde.pth'),
-    ('drn_a_34', 'resnet34-333f7ec4.pth'),
-    ('drn_a_50', 'resnet50-19c8e357.pth'),
-    ('drn_a_101', 'resnet101-5d3b4d8f.pth'),
-)
-
-
-def _osmr(row: str) -> WeightSource:
-    model, pcv_name, sha1, release, top1, top5 = row.split()
-    top1_err, top5_err = float(top1), float(top5)
-    # osmr's file names carry the top-5 error x 100 as 4 digits
-    stem = f'{pcv_name}-{round(top5_err * 100):04d}-{sha1[:8]}'
-    return WeightSource(
-        model,
-        'osmr_in1k',
-        f'{_OSMR}{release}/{stem}.pth.zip',
-        sha1,
-        'pytorchcv',
-        top1_err,
-        top5_err,
-        'mit',
-        'https://github.com/osmr/imgclsmob',
-        'Trained by osmr/imgclsmob in MXNet/Gluon, converted to PyTorch '
-        '(pytorchcv layout).',
-    )
-
-
-def _fyu(
-    model: str, sha256_prefix: str, top1_err: float, top5_err: float
-) -> WeightSource:
-    return WeightSource(
-        model,
-        'fyu_in1k',
-        f'{_FYU}{model}-{sha256_prefix}.pth',
-        sha256_prefix,
-        'drn',
-        top1_err,
-        top5_err,
-        'bsd-3-clause',
-        'https://github.com/fyu/drn',
-        'Official weights of Yu et al. (fyu/drn).',
-    )
-
-
-def _tv(model: str, file_name: str) -> WeightSource:
-    return WeightSource(
-        model,
-        'tv_in1k',
-        _TV + file_name,
-        file_name.rsplit('-', 1)[1].split('.')[0],
-        'drn',
-        None,
-        None,
-        'bsd-3-clause',
-        'https://github.com/pytorch/vision',
-        "torchvision's ResNet weights of the same depth (as fyu/drn's drn_a_50).",
-    )
+_TV_FILES = {
+    'drn_a_18': 'resnet18-5c106cde.pth',
+    'drn_a_34': 'resnet34-333f7ec4.pth',
+    'drn_a_50': 'resnet50-19c8e357.pth',
+    'drn_a_101': 'resnet101-5d3b4d8f.pth',
+}
 
 
 def _table() -> Dict[str, WeightSource]:
-    fyu = {row[0]: _fyu(*row) for row in _FYU_FILES}
-    table = {}
-    for row in _TV_FILES:
-        source = _tv(*row)
-        table[source.name] = source
+    def add(model: str, tag: str, url: str, digest: str, *errors: float) -> None:
+        top1_err, top5_err = errors or (None, None)
+        table[f'{model}.{tag}'] = WeightSource(
+            model, tag, url, digest, top1_err=top1_err, top5_err=top5_err, **_TAGS[tag]
+        )
+
+    table: Dict[str, WeightSource] = {}
+    for model, file_name in _TV_FILES.items():
+        add(model, 'tv_in1k', _TV + file_name, file_name[-12:-4])
     for row in _OSMR_FILES.strip().splitlines():
-        osmr = _osmr(row)  # osmr first: the default of each architecture
-        for source in (osmr, fyu[osmr.model]):
-            table[source.name] = source
+        model, pcv_name, sha1, release, top1, top5 = row.split()
+        # osmr's file names carry the top-5 error x 100 as 4 digits; osmr
+        # first: the default of each architecture
+        stem = f'{pcv_name}-{round(float(top5) * 100):04d}-{sha1[:8]}'
+        url = f'{_OSMR}{release}/{stem}.pth.zip'
+        add(model, 'osmr_in1k', url, sha1, float(top1), float(top5))
+        sha256, *errors = _FYU_FILES[model]
+        add(model, 'fyu_in1k', f'{_FYU}{model}-{sha256}.pth', sha256, *errors)
     return table
 
 
@@ -281,53 +259,17 @@ def _mirror_list(mirrors: Union[None, str, Sequence[str]]) -> List[str]:
     return [m.rstrip('/') for m in mirrors]
 
 
-def _urls(source: WeightSource, mirrors: List[str]) -> List[str]:
-    if not mirrors:
-        return [source.url]
-    name = source.url.rsplit('/', 1)[-1]
-    return [f'{m}/{name}' for m in mirrors]
-
-
-def _digest(path: str, hash_name: str) -> str:
-    h = hashlib.new(hash_name)
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _hash_problem(path: str, source: WeightSource) -> Optional[str]:
     """None if the file is the published one, else what differs."""
-    digest = _digest(path, source.hash_name)
-    if digest.startswith(source.hash):
+    digest = hashlib.new(source.hash_name)
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    got = digest.hexdigest()[: len(source.hash)]
+    if got == source.hash:
         return None
     kind = 'SHA-1' if source.hash_name == 'sha1' else 'SHA-256 prefix'
-    return f'{kind} mismatch: expected {source.hash}, got {digest[: len(source.hash)]}'
-
-
-def _download(url: str, dst: str, progress: bool, timeout: float) -> None:
-    request = urllib.request.Request(url, headers={'User-Agent': 'mmdrn'})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        size = response.headers.get('Content-Length')
-        total = int(size) if size and size.isdigit() else None
-        written = 0
-        with (
-            open(dst, 'wb') as f,
-            torch.hub.tqdm(
-                total=total,
-                disable=not progress,
-                unit='B',
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=url.rsplit('/', 1)[-1],
-            ) as bar,
-        ):
-            for chunk in iter(lambda: response.read(1 << 20), b''):
-                f.write(chunk)
-                written += len(chunk)
-                bar.update(len(chunk))
-    if total is not None and written != total:
-        raise OSError(f'connection closed after {written} of {total} bytes')
+    return f'{kind} mismatch: expected {source.hash}, got {got}'
 
 
 def _unpack_single(archive: str, dst: str, expected: str) -> None:
@@ -343,35 +285,46 @@ def _unpack_single(archive: str, dst: str, expected: str) -> None:
             shutil.copyfileobj(src, out, 1 << 20)
 
 
-def _try_url(
-    url: str, source: WeightSource, target: str, progress: bool, timeout: float
-) -> Optional[str]:
-    """Download, unpack and verify into ``target``; the reason if it failed."""
-    temp = f'{target}.{uuid.uuid4().hex}.partial'
-    unpacked = temp + '.pth'
+def _download(url: str, source: WeightSource, target: str, progress: bool) -> None:
+    """Put the verified file of ``url`` at ``target``, or raise.
+
+    ``torch.hub.download_url_to_file`` does the transfer into a temporary
+    file; for a SHA-256 prefix it also checks the file and moves it into
+    place. osmr's zips are unpacked and the SHA-1 of the ``.pth`` checked
+    here before it is moved into place.
+    """
+    if source.hash_name == 'sha256':
+        torch.hub.download_url_to_file(
+            url, target, hash_prefix=source.hash, progress=progress
+        )
+        return
+    partial = f'{target}.{uuid.uuid4().hex}.partial'
     try:
-        _download(url, temp, progress, timeout)
-        if url.endswith('.zip'):
-            _unpack_single(temp, unpacked, source.file_name)
-            os.remove(temp)
-            temp = unpacked
-        problem = _hash_problem(temp, source)
+        torch.hub.download_url_to_file(url, partial + '.zip', progress=progress)
+        _unpack_single(partial + '.zip', partial, source.file_name)
+        problem = _hash_problem(partial, source)
         if problem is not None:
-            return f'{problem}; the download was deleted'
-        os.replace(temp, target)  # atomic: the cache never holds a partial file
-        return None
+            raise RuntimeError(problem)
+        os.replace(partial, target)  # atomic: the cache never holds a partial file
+    finally:
+        for path in (partial, partial + '.zip'):  # what a failure left
+            if os.path.exists(path):
+                os.remove(path)
+
+
+def _try_url(url: str, source: WeightSource, target: str, progress: bool) -> str:
+    """Download ``url`` into ``target``: '' on success, else the reason."""
+    try:
+        _download(url, source, target, progress)
+        return ''
     except urllib.error.HTTPError as err:
         return f'HTTP {err.code} {err.reason}'
     except urllib.error.URLError as err:
         return f'cannot connect ({err.reason})'
-    except (socket.timeout, TimeoutError):
-        return f'no answer within {timeout:g} s'
+    except RuntimeError as err:  # the hash check (torch.hub's or ours)
+        return f'{err}; the download was deleted'
     except (OSError, zipfile.BadZipFile) as err:
         return f'{type(err).__name__}: {err}'
-    finally:
-        for path in (temp, unpacked):  # what is left of a failed attempt
-            if os.path.exists(path):
-                os.remove(path)
 
 
 def _cached(source: WeightSource) -> Optional[str]:
@@ -388,11 +341,27 @@ def _cached(source: WeightSource) -> Optional[str]:
     return path
 
 
+def _nothing_downloaded(
+    name: str, candidates: List[WeightSource], tried: List[str]
+) -> DownloadError:
+    manual = [
+        f'  {cache_path(s)}  ({s.name}'
+        + (', the .pth inside the .zip' if s.url.endswith('.zip') else '')
+        + ')'
+        for s in candidates
+    ]
+    return DownloadError(
+        f'could not download the weights {name!r}; every source failed:\n'
+        + '\n'.join(tried)
+        + '\nA copy downloaded by hand is verified and used from:\n'
+        + '\n'.join(manual)
+    )
+
+
 def fetch(
     name: str,
     mirrors: Union[None, str, Sequence[str]] = None,
     progress: bool = True,
-    timeout: float = _TIMEOUT_S,
 ) -> Tuple[str, WeightSource]:
     """The verified local ``.pth`` of published weights, downloaded once.
 
@@ -404,7 +373,6 @@ def fetch(
             published ones. Default: None (``$MMDRN_WEIGHTS_MIRROR``, else the
             published URLs).
         progress (bool): Show a progress bar on stderr. Default: True.
-        timeout (float): Seconds to wait for a server. Default: 30.
 
     Returns:
         tuple[str, WeightSource]: The file (in ``torch.hub``'s cache) and the
@@ -417,7 +385,7 @@ def fetch(
         CheckpointError: A cached file differs from the published one.
     """
     candidates = sources(name)
-    urls = {s.name: _urls(s, _mirror_list(mirrors)) for s in candidates}
+    bases = _mirror_list(mirrors)
     for source in candidates:
         path = _cached(source)
         if path is not None:
@@ -426,10 +394,11 @@ def fetch(
     for source in candidates:
         target = cache_path(source)
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        for url in urls[source.name]:
+        published = source.url.rsplit('/', 1)[-1]
+        for url in [f'{b}/{published}' for b in bases] or [source.url]:
             _logger.info(f'downloading {source.name} from {url}')
-            reason = _try_url(url, source, target, progress, timeout)
-            if reason is None:
+            reason = _try_url(url, source, target, progress)
+            if not reason:
                 if source is not candidates[0]:
                     _logger.warning(
                         f'using {source.name}: the default weights '
@@ -438,15 +407,4 @@ def fetch(
                 return target, source
             _logger.warning(f'{url}: {reason}')
             tried.append(f'  {url}: {reason}')
-    manual = [
-        f'  {cache_path(s)}  ({s.name}'
-        + (', the .pth inside the .zip' if s.url.endswith('.zip') else '')
-        + ')'
-        for s in candidates
-    ]
-    raise DownloadError(
-        f'could not download the weights {name!r}; every source failed:\n'
-        + '\n'.join(tried)
-        + '\nA copy downloaded by hand is verified and used from:\n'
-        + '\n'.join(manual)
-    )
+    raise _nothing_downloaded(name, candidates, tried)

@@ -129,6 +129,22 @@ def test_wrong_hash_is_refused_and_the_download_deleted(
     assert os.listdir(hub_cache) == []
 
 
+def test_wrong_sha256_prefix_is_refused_by_torch_hub(
+    weights_http, hub_cache, published_weights, monkeypatch
+):
+    fyu = published_weights['fyu'].source
+    wrong = fyu._replace(hash='00000000')
+    monkeypatch.setitem(hub.WEIGHTS, wrong.name, wrong)
+    with pytest.raises(hub.DownloadError) as info:
+        hub.fetch(wrong.name, progress=False)
+    message = str(info.value)
+    # torch.hub.download_url_to_file(hash_prefix=...) checked and deleted it
+    assert f'invalid hash value (expected "00000000", got "{fyu.hash}' in message
+    assert 'the download was deleted' in message
+    assert weights_http.requests == ['/' + fyu.file_name]
+    assert os.listdir(hub_cache) == []
+
+
 def test_every_source_failing_gives_one_error_listing_them(
     weights_http, hub_cache, published_weights
 ):

@@ -88,16 +88,8 @@ the timm model API (``forward_features``, ``forward_head``,
 ``forward_intermediates``, ``features_only``, ``reset_classifier`` ...).
 
 Pretrained weights (``pretrained=True``) come from :mod:`mmdrn.hub`, which
-verifies every file (SHA-1 or SHA-256) before it is used. DRN-C-26/42/58 and
-DRN-D-22/38/54/105 have two tags: ``osmr_in1k`` (osmr/imgclsmob's retrained
-weights, GitHub release assets) and ``fyu_in1k`` (the official fyu/drn files
-on ``dl.yf.io``). ``osmr_in1k`` is the default because GitHub's release
-assets are the copies most likely to download, while ``dl.yf.io`` has been
-unreachable for long stretches; if the default cannot be downloaded, an
-untagged name (``drn_c_26``) falls back to ``fyu_in1k`` and says so, and
-``model.pretrained_cfg['tag']`` names the weights loaded. DRN-A takes
-torchvision's ResNet files (``tv_in1k``). DRN-B and DRN-D-24/40/56/107 have
-no published weights.
+lists the published files and their tags and verifies each file before it is
+used; ``model.pretrained_cfg['tag']`` names the weights loaded.
 
 Example:
     >>> import timm, torch
@@ -123,7 +115,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import SelectAdaptivePool2d, get_act_layer, get_norm_layer
+from timm.layers import create_classifier, create_conv2d, get_act_layer, get_norm_layer
 from timm.models import (
     build_model_with_cfg,
     checkpoint,
@@ -133,45 +125,17 @@ from timm.models import (
 
 from .. import hub
 from ..utils import load_file
-from ..utils.validation import check_float, check_int, check_level_indices
+from ..utils.validation import (
+    check_choice,
+    check_int,
+    check_level_indices,
+    check_threshold,
+)
 from .drn_weights import convert_state_dict, match_state_dict, unwrap_state_dict
 
-__all__ = ['DRN', 'BasicBlock', 'Bottleneck', 'ConvLevel', 'Downsample']
+__all__ = ['DRN', 'BasicBlock', 'Bottleneck', 'ConvLevel', 'level_plan']
 
 LayerFactory = Union[str, Callable[..., nn.Module]]
-
-
-class Downsample(nn.Sequential):
-    """1x1 projection (conv + norm) of a residual block's shortcut.
-
-    Args:
-        in_chs (int): Input channels.
-        out_chs (int): Output channels.
-        stride (int): Stride of the projection.
-        norm_layer (Callable): Normalization layer factory, called with the
-            number of channels.
-    """
-
-    def __init__(
-        self, in_chs: int, out_chs: int, stride: int, norm_layer: Callable
-    ) -> None:
-        super().__init__(
-            nn.Conv2d(in_chs, out_chs, 1, stride=stride, bias=False),
-            norm_layer(out_chs),
-        )
-
-
-def _conv3x3(in_chs: int, out_chs: int, stride: int, dilation: int) -> nn.Conv2d:
-    # padding = dilation keeps the spatial size (up to the stride) at any dilation
-    return nn.Conv2d(
-        in_chs,
-        out_chs,
-        3,
-        stride=stride,
-        padding=dilation,
-        dilation=dilation,
-        bias=False,
-    )
 
 
 class BasicBlock(nn.Module):
@@ -185,7 +149,8 @@ class BasicBlock(nn.Module):
             Default: (1, 1).
         residual (bool): Add the shortcut (DRN-C/D levels 7-8 do not).
             Default: True.
-        downsample (nn.Module, optional): Shortcut projection. Default: None.
+        downsample (nn.Module, optional): Shortcut projection (1x1 conv +
+            norm). Default: None.
         norm_layer (Callable): Normalization layer factory.
             Default: ``nn.BatchNorm2d``.
         act_layer (Callable): Activation factory, called with ``inplace=True``.
@@ -206,10 +171,13 @@ class BasicBlock(nn.Module):
         act_layer: Callable = nn.ReLU,
     ) -> None:
         super().__init__()
-        self.conv1 = _conv3x3(in_chs, planes, stride, dilation[0])
+        # timm's padding for a 3x3 is the dilation: sizes kept up to the stride
+        self.conv1 = create_conv2d(
+            in_chs, planes, 3, stride=stride, dilation=dilation[0]
+        )
         self.bn1 = norm_layer(planes)
         self.act1 = act_layer(inplace=True)
-        self.conv2 = _conv3x3(planes, planes, 1, dilation[1])
+        self.conv2 = create_conv2d(planes, planes, 3, dilation=dilation[1])
         self.bn2 = norm_layer(planes)
         self.downsample = downsample
         self.act2 = act_layer(inplace=True)
@@ -230,21 +198,10 @@ class Bottleneck(nn.Module):
     """1x1 - 3x3 - 1x1 residual block with expansion 4.
 
     As in fyu/drn (and torchvision), the stride and the dilation are on the
-    3x3 convolution (``conv2``).
-
-    Args:
-        in_chs (int): Input channels.
-        planes (int): Width of the 3x3 convolution; the output has
-            ``4 * planes`` channels.
-        stride (int): Stride of ``conv2``. Default: 1.
-        dilation (tuple[int, int]): Dilation of ``conv2`` is ``dilation[0]``;
-            the second entry is accepted for symmetry with
-            :class:`BasicBlock`. Default: (1, 1).
-        residual (bool): Must be True (fyu/drn has no plain bottleneck).
-        downsample (nn.Module, optional): Shortcut projection. Default: None.
-        norm_layer (Callable): Normalization layer factory.
-            Default: ``nn.BatchNorm2d``.
-        act_layer (Callable): Activation factory. Default: ``nn.ReLU``.
+    3x3 convolution (``conv2``). Arguments as for :class:`BasicBlock`; the
+    output has ``4 * planes`` channels, ``conv2`` has dilation
+    ``dilation[0]`` (the second entry is accepted for symmetry) and
+    ``residual`` must be True (fyu/drn has no plain bottleneck).
     """
 
     expansion = 4
@@ -264,13 +221,15 @@ class Bottleneck(nn.Module):
         if not residual:
             raise ValueError('Bottleneck blocks are always residual in DRN')
         out_chs = planes * self.expansion
-        self.conv1 = nn.Conv2d(in_chs, planes, 1, bias=False)
+        self.conv1 = create_conv2d(in_chs, planes, 1)
         self.bn1 = norm_layer(planes)
         self.act1 = act_layer(inplace=True)
-        self.conv2 = _conv3x3(planes, planes, stride, dilation[0])
+        self.conv2 = create_conv2d(
+            planes, planes, 3, stride=stride, dilation=dilation[0]
+        )
         self.bn2 = norm_layer(planes)
         self.act2 = act_layer(inplace=True)
-        self.conv3 = nn.Conv2d(planes, out_chs, 1, bias=False)
+        self.conv3 = create_conv2d(planes, out_chs, 1)
         self.bn3 = norm_layer(out_chs)
         self.downsample = downsample
         self.act3 = act_layer(inplace=True)
@@ -317,16 +276,14 @@ class ConvLevel(nn.Sequential):
     ) -> None:
         layers: List[nn.Module] = []
         for i in range(num_convs):
-            d = dilation[0] if i == 0 else dilation[1]
+            first = i == 0
             layers += [
-                nn.Conv2d(
-                    in_chs if i == 0 else out_chs,
+                create_conv2d(
+                    in_chs if first else out_chs,
                     out_chs,
                     kernel_size,
-                    stride=stride if i == 0 else 1,
-                    padding=d * (kernel_size // 2),
-                    dilation=d,
-                    bias=False,
+                    stride=stride if first else 1,
+                    dilation=dilation[0] if first else dilation[1],
                 ),
                 norm_layer(out_chs),
                 act_layer(inplace=True),
@@ -367,8 +324,8 @@ _ARCHS: Dict[str, Dict[int, _Arch]] = {
         107: _Arch('bottleneck', (1, 1, 3, 4, 23, 3, 2, 2)),
     },
 }
-OUTPUT_STRIDES = (8, 16, 32)
-_POOL_TYPES = ('', 'avg', 'max', 'avgmax', 'catavgmax')
+OUTPUT_STRIDES = [8, 16, 32]
+_POOL_TYPES = ['', 'avg', 'max', 'avgmax', 'catavgmax']
 
 # Per level at output stride 8: (native ResNet stride, planes, dilation of the
 # first block, dilation of the other blocks). A's stem reduces by 4, B/C/D's by 1.
@@ -398,19 +355,12 @@ def level_plan(
 ) -> List[_LevelPlan]:
     """Stride and dilations of every level for an output stride.
 
-    Without ``train_output_stride`` (the paper's plans), each 3x3 convolution
-    keeps the sampling step (dilation x input stride) it has at output stride
-    8; see the module docstring.
-
-    With ``train_output_stride`` larger than ``output_stride`` (weights trained
-    at 16, evaluated at 8, as DeepLabv3 does), the plan is instead derived from
-    the training plan: every 3x3 convolution keeps the step it had *in
-    training*, so the network computes the trained function sampled densely
-    (its output at the training positions is the training-stride output).
-    This differs from the paper's plan wherever the training plan had to clamp
-    a dilation to 1 (B/C/D level 8 and, from 32, level 7; the first blocks of
-    A's ``layer3``/``layer4``): there the test plan doubles (or quadruples)
-    it.
+    Without ``train_output_stride``: the paper's plans, where each 3x3
+    convolution keeps the sampling step (dilation x input stride) it has at
+    output stride 8. With a ``train_output_stride`` larger than
+    ``output_stride``: each keeps the step it had in training, so the network
+    computes the trained function sampled densely. Both rules, and where they
+    differ, are in the module docstring.
 
     Args:
         arch (str): 'A', 'B', 'C' or 'D'.
@@ -422,7 +372,7 @@ def level_plan(
     Returns:
         list[_LevelPlan]: One entry per level.
     """
-    _check_choice('output_stride', output_stride, OUTPUT_STRIDES)
+    check_choice('output_stride', output_stride, OUTPUT_STRIDES)
     if train_output_stride is None or train_output_stride == output_stride:
         return _paper_plan(arch, output_stride)
     allowed = [s for s in OUTPUT_STRIDES if s > output_stride]
@@ -451,9 +401,8 @@ def level_plan(
 
 def _paper_plan(arch: str, output_stride: int) -> List[_LevelPlan]:
     levels = _LEVELS_A if arch == 'A' else _LEVELS_BCD
-    stem = 4 if arch == 'A' else 1
     plans = []
-    in8 = inn = stem  # input reduction at os=8 and at the requested os
+    in8 = inn = 4 if arch == 'A' else 1  # input reduction at os=8 and at os
     for native, _, first_dil, dil in levels:
         out8 = in8 * native if in8 * native <= 8 else in8
         stride = native if inn * native <= output_stride else 1
@@ -555,9 +504,37 @@ def _resolve_layer(
     return factory
 
 
-def _check_choice(name: str, value: Any, allowed: Sequence) -> None:
-    if value not in allowed:
-        raise ValueError(f'{name} must be one of {list(allowed)}, got {value!r}')
+def _make_level(
+    kind: str,
+    in_chs: int,
+    planes: int,
+    num: int,
+    plan: _LevelPlan,
+    layer_kw: Dict[str, Callable],
+) -> Tuple[nn.Sequential, int]:
+    """One level and its output channels; ``kind`` as in ``DRN._level_kind``."""
+    if kind == 'conv':
+        dilation = (plan.dilation_in, plan.dilation)
+        return ConvLevel(in_chs, planes, num, plan.stride, dilation, **layer_kw), planes
+    block = Bottleneck if kind == 'bottleneck' else BasicBlock
+    out_chs = planes * block.expansion
+    downsample = None
+    # fyu/drn adds the projection whenever shapes change, even for the
+    # non-residual blocks of DRN-C levels 7-8 (unused, but in checkpoints).
+    if plan.stride != 1 or in_chs != out_chs:
+        downsample = nn.Sequential(
+            create_conv2d(in_chs, out_chs, 1, stride=plan.stride),
+            layer_kw['norm_layer'](out_chs),
+        )
+    residual = kind != 'basic_plain'
+    first = (plan.dilation_in, plan.dilation_out)
+    blocks = [
+        block(in_chs, planes, plan.stride, first, residual, downsample, **layer_kw)
+    ]
+    for _ in range(1, num):
+        dilation = (plan.dilation, plan.dilation)
+        blocks.append(block(out_chs, planes, 1, dilation, residual, **layer_kw))
+    return nn.Sequential(*blocks), out_chs
 
 
 class DRN(nn.Module):
@@ -620,83 +597,73 @@ class DRN(nn.Module):
         act_layer: LayerFactory = nn.ReLU,
     ) -> None:
         super().__init__()
-        _check_choice('arch', arch, sorted(_ARCHS))
-        _check_choice(f'depth of DRN-{arch}', depth, sorted(_ARCHS[arch]))
-        _check_choice('output_stride', output_stride, OUTPUT_STRIDES)
-        _check_choice('global_pool', global_pool, _POOL_TYPES)
-        check_int('in_chans', in_chans)
-        check_int('num_classes', num_classes, minimum=0)
-        if not 0.0 <= check_float('drop_rate', drop_rate, '[0, 1)') < 1.0:
-            raise ValueError(f'drop_rate must be a float in [0, 1), got {drop_rate!r}')
-        norm_layer = _resolve_layer('norm_layer', norm_layer, get_norm_layer)
-        act_layer = _resolve_layer('act_layer', act_layer, get_act_layer)
+        check_choice('arch', arch, sorted(_ARCHS))
+        check_choice(f'depth of DRN-{arch}', depth, sorted(_ARCHS[arch]))
+        check_choice('global_pool', global_pool, _POOL_TYPES)
+        self.in_chans = check_int('in_chans', in_chans)
+        self.num_classes = check_int('num_classes', num_classes, minimum=0)
+        self.drop_rate = check_threshold('drop_rate', drop_rate)
+        layer_kw = dict(
+            norm_layer=_resolve_layer('norm_layer', norm_layer, get_norm_layer),
+            act_layer=_resolve_layer('act_layer', act_layer, get_act_layer),
+        )
         self.arch = arch
         self.depth = depth
         self.layers = _ARCHS[arch][depth].layers
-        self.in_chans = in_chans
         self.output_stride = output_stride
         self.train_output_stride = train_output_stride
-        self.num_classes = num_classes
-        self.drop_rate = drop_rate
         self.grad_checkpointing = False
-        layer_kw = dict(norm_layer=norm_layer, act_layer=act_layer)
-
-        # Stem. Absent parts stay None so forward() needs no per-arch branches.
-        self.layer0 = self.conv1 = self.bn1 = self.act1 = self.maxpool = None
-        if arch == 'D':
-            self.layer0 = ConvLevel(in_chans, 16, 1, kernel_size=7, **layer_kw)
-            self.stem_names = ('layer0',)
-        else:
-            stem_chs, stem_stride = (64, 2) if arch == 'A' else (16, 1)
-            self.conv1 = nn.Conv2d(
-                in_chans, stem_chs, 7, stride=stem_stride, padding=3, bias=False
-            )
-            self.bn1 = norm_layer(stem_chs)
-            self.act1 = act_layer(inplace=True)
-            self.stem_names = ('conv1', 'bn1', 'act1')
-            if arch == 'A':
-                self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-                self.stem_names += ('maxpool',)
-
-        # Levels 1..8 (A: 1..4), registered in execution order.
-        in_chs = 64 if arch == 'A' else 16
-        feature_info = []
-        plans = level_plan(arch, output_stride, train_output_stride)
-        for index, plan in enumerate(plans):
-            name = f'layer{index + 1}'
-            kind = self._level_kind(index)
-            planes = (_LEVELS_A if arch == 'A' else _LEVELS_BCD)[index][1]
-            num = self.layers[index]
-            if kind == 'conv':
-                level = ConvLevel(
-                    in_chs,
-                    planes,
-                    num,
-                    stride=plan.stride,
-                    dilation=(plan.dilation_in, plan.dilation),
-                    **layer_kw,
-                )
-                in_chs = planes
-            else:
-                level, in_chs = self._make_block_level(
-                    kind, in_chs, planes, num, plan, layer_kw
-                )
-            setattr(self, name, level)
-            feature_info.append(
-                dict(num_chs=in_chs, reduction=plan.reduction, module=name)
-            )
-        for index in range(len(plans), 8):
-            setattr(self, f'layer{index + 1}', None)
-        self.feature_info = feature_info
-        self.level_names = tuple(f['module'] for f in feature_info)
-        self.num_features = self.head_hidden_size = in_chs
-
+        self._make_stem(layer_kw)
+        self._make_levels(
+            level_plan(arch, output_stride, train_output_stride), layer_kw
+        )
         self.global_pool, self.fc, self.flatten = self._make_head(
             num_classes, global_pool
         )
         self._init_weights()
 
     # construction helpers -------------------------------------------------
+    def _make_stem(self, layer_kw: Dict[str, Callable]) -> None:
+        # Absent parts stay None so forward_stem() needs no per-arch branches.
+        self.layer0 = self.conv1 = self.bn1 = self.act1 = self.maxpool = None
+        if self.arch == 'D':
+            self.layer0 = ConvLevel(self.in_chans, 16, 1, kernel_size=7, **layer_kw)
+            self.stem_names = ('layer0',)
+            return
+        stem_chs, stem_stride = (64, 2) if self.arch == 'A' else (16, 1)
+        self.conv1 = create_conv2d(self.in_chans, stem_chs, 7, stride=stem_stride)
+        self.bn1 = layer_kw['norm_layer'](stem_chs)
+        self.act1 = layer_kw['act_layer'](inplace=True)
+        self.stem_names = ('conv1', 'bn1', 'act1')
+        if self.arch == 'A':
+            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+            self.stem_names += ('maxpool',)
+
+    def _make_levels(
+        self, plans: List[_LevelPlan], layer_kw: Dict[str, Callable]
+    ) -> None:
+        """Levels 1..8 (A: 1..4), registered in execution order."""
+        in_chs = 64 if self.arch == 'A' else 16
+        levels = _LEVELS_A if self.arch == 'A' else _LEVELS_BCD
+        self.feature_info = []
+        for index, plan in enumerate(plans):
+            name = f'layer{index + 1}'
+            level, in_chs = _make_level(
+                self._level_kind(index),
+                in_chs,
+                levels[index][1],
+                self.layers[index],
+                plan,
+                layer_kw,
+            )
+            setattr(self, name, level)
+            info = dict(num_chs=in_chs, reduction=plan.reduction, module=name)
+            self.feature_info.append(info)
+        for index in range(len(plans), 8):
+            setattr(self, f'layer{index + 1}', None)
+        self.level_names = tuple(f['module'] for f in self.feature_info)
+        self.num_features = self.head_hidden_size = in_chs
+
     def _level_kind(self, index: int) -> str:
         """'conv' (plain layers), 'basic', 'basic_plain' or 'bottleneck'."""
         arch_block = _ARCHS[self.arch][self.depth].block
@@ -708,74 +675,25 @@ class DRN(nn.Module):
             return 'basic_plain'
         return 'basic'
 
-    @staticmethod
-    def _make_block_level(
-        kind: str,
-        in_chs: int,
-        planes: int,
-        num_blocks: int,
-        plan: _LevelPlan,
-        layer_kw: Dict[str, Callable],
-    ) -> Tuple[nn.Sequential, int]:
-        block_cls = Bottleneck if kind == 'bottleneck' else BasicBlock
-        out_chs = planes * block_cls.expansion
-        downsample = None
-        # fyu/drn adds the projection whenever shapes change, even for the
-        # non-residual blocks of DRN-C levels 7-8 (unused, but in checkpoints).
-        if plan.stride != 1 or in_chs != out_chs:
-            downsample = Downsample(
-                in_chs, out_chs, plan.stride, layer_kw['norm_layer']
-            )
-        residual = kind != 'basic_plain'
-        blocks = [
-            block_cls(
-                in_chs,
-                planes,
-                plan.stride,
-                (plan.dilation_in, plan.dilation_out),
-                residual,
-                downsample,
-                **layer_kw,
-            )
-        ]
-        for _ in range(1, num_blocks):
-            blocks.append(
-                block_cls(
-                    out_chs,
-                    planes,
-                    1,
-                    (plan.dilation, plan.dilation),
-                    residual,
-                    **layer_kw,
-                )
-            )
-        return nn.Sequential(*blocks), out_chs
-
     def _make_head(
         self, num_classes: int, global_pool: str
     ) -> Tuple[nn.Module, nn.Module, nn.Module]:
-        _check_choice('global_pool', global_pool, _POOL_TYPES)
-        is_a = self.arch == 'A'
-        if is_a and not global_pool and num_classes > 0:
+        check_choice('global_pool', global_pool, _POOL_TYPES)
+        # B/C/D: the paper's 1x1 conv classifier, which also gives dense
+        # class maps when pooling is disabled; A: torchvision's Linear.
+        use_conv = self.arch != 'A'
+        if not (use_conv or global_pool or num_classes == 0):
             raise ValueError(
                 "DRN-A's Linear classifier needs pooling: global_pool='' "
                 'requires num_classes=0'
             )
-        pool = SelectAdaptivePool2d(
-            pool_type=global_pool, flatten=is_a and bool(global_pool)
+        pool, fc = create_classifier(
+            self.num_features, num_classes, global_pool, use_conv=use_conv
         )
-        in_features = self.num_features * pool.feat_mult()
-        if num_classes == 0:
-            fc: nn.Module = nn.Identity()
-        elif is_a:
-            fc = nn.Linear(in_features, num_classes)
-        else:
-            # The paper's classifier: a 1x1 convolution, which also gives
-            # dense class maps when pooling is disabled.
-            fc = nn.Conv2d(in_features, num_classes, 1, bias=True)
+        if isinstance(fc, nn.Conv2d):
             nn.init.kaiming_normal_(fc.weight, mode='fan_out', nonlinearity='relu')
             nn.init.zeros_(fc.bias)
-        flatten = nn.Flatten(1) if global_pool and not is_a else nn.Identity()
+        flatten = nn.Flatten(1) if use_conv and global_pool else nn.Identity()
         return pool, fc, flatten
 
     def _init_weights(self) -> None:
@@ -888,6 +806,8 @@ class DRN(nn.Module):
             for level in self.levels():
                 x = self._run_level(level, x)
             return x
+        # Written out for TorchScript. Levels 5-8 are None in DRN-A; levels
+        # dropped by prune_intermediate_layers are identities.
         x = self.layer1(x)
         x = self.layer2(x)
         x = self.layer3(x)
@@ -921,10 +841,6 @@ class DRN(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     @torch.jit.ignore
-    def _take_indices(self, indices: Optional[Union[int, Sequence[int]]]) -> List[int]:
-        return list(check_level_indices('indices', indices, len(self.level_names)))
-
-    @torch.jit.ignore
     def forward_intermediates(
         self,
         x: torch.Tensor,
@@ -952,8 +868,8 @@ class DRN(nn.Module):
             list[Tensor] | tuple[Tensor, list[Tensor]]: The level outputs, or
             the final feature map and the level outputs.
         """
-        _check_choice('output_fmt', output_fmt, ('NCHW',))
-        take = self._take_indices(indices)
+        check_choice('output_fmt', output_fmt, ['NCHW'])
+        take = check_level_indices('indices', indices, len(self.level_names))
         levels = self.levels()
         if stop_early or intermediates_only:
             levels = levels[: take[-1] + 1]
@@ -976,17 +892,23 @@ class DRN(nn.Module):
     ) -> List[int]:
         """Drop the levels after the last requested one (and the head).
 
+        As in timm's ResNet, the dropped levels become ``nn.Identity``, so
+        :meth:`forward` and :meth:`forward_features` still run and end at the
+        last kept level; ``level_names`` and ``feature_info`` (hence the
+        ``indices`` :meth:`forward_intermediates` accepts) list the kept
+        levels only, as timm's ConvNeXt truncates its stages.
+
         Returns:
             list[int]: The absolute level indices that will be returned.
         """
-        take = self._take_indices(indices)
+        take = check_level_indices('indices', indices, len(self.level_names))
         for name in self.level_names[take[-1] + 1 :]:
-            setattr(self, name, None)
+            setattr(self, name, nn.Identity())
         self.level_names = self.level_names[: take[-1] + 1]
         self.feature_info = self.feature_info[: take[-1] + 1]
         if prune_head:
             self.reset_classifier(0, '')
-        return take
+        return list(take)
 
 
 def checkpoint_filter_fn(
@@ -994,11 +916,9 @@ def checkpoint_filter_fn(
 ) -> Dict[str, torch.Tensor]:
     """timm ``pretrained_filter_fn``: convert any known layout to ours.
 
-    Accepts fyu/drn checkpoints (optionally with DataParallel's ``module.``
-    prefix or nested under ``state_dict``), fyu/drn ``DRNSeg`` checkpoints and
-    pytorchcv/imgclsmob checkpoints (see :mod:`.drn_weights`). Keys left over,
-    missing or of another shape after conversion raise an error naming them.
-    A checkpoint without a classifier keeps the model's own (freshly
+    Accepts every layout of :mod:`.drn_weights`. Keys left over, missing or
+    of another shape after conversion raise an error naming them. A
+    checkpoint without a classifier keeps the model's own (freshly
     initialised) ``fc``. timm itself adapts the first convolution to
     ``in_chans`` and drops the checkpoint's classifier when ``num_classes``
     differs from the pretrained config's, so those shapes are left to it.
@@ -1015,34 +935,38 @@ def checkpoint_filter_fn(
     )
 
 
-def _check_out_indices(out_indices: Any, num_levels: int) -> Tuple[int, ...]:
-    """timm's ``out_indices`` (features_only) as increasing level indices."""
-    return check_level_indices('out_indices', out_indices, num_levels)
+def _read_weights(
+    variant: str, overlay: Dict[str, Any], kwargs: Dict[str, Any]
+) -> bool:
+    """Put the pretrained weights into timm's ``overlay``; True if read here.
+
+    Published weights are downloaded and verified by :mod:`mmdrn.hub` (timm's
+    own download would check no SHA-1, and by default no hash at all), and
+    ``kwargs['pretrained_cfg']`` becomes the tag actually loaded. A local
+    file (the hub's, or ``pretrained_cfg_overlay=dict(file=...)``) is read by
+    mmdrn's weights-only loader, whose errors explain empty, damaged or
+    unsafe files, and handed to timm as a state dict.
+    """
+    tag = kwargs.get('pretrained_cfg')
+    if not any(overlay.get(k) for k in ('file', 'url', 'state_dict')) and (
+        tag is None or isinstance(tag, str)
+    ):
+        overlay['file'], source = hub.fetch(f'{variant}.{tag}' if tag else variant)
+        kwargs['pretrained_cfg'] = source.tag
+    if not overlay.get('file') or 'state_dict' in overlay:
+        return False
+    overlay['state_dict'] = unwrap_state_dict(load_file(overlay['file']))
+    return True
 
 
 def _create_drn(variant: str, pretrained: bool = False, **kwargs: Any) -> DRN:
     num_levels = 4 if kwargs['arch'] == 'A' else 8
     if kwargs.get('features_only') and kwargs.get('out_indices') is not None:
-        kwargs['out_indices'] = _check_out_indices(kwargs['out_indices'], num_levels)
+        kwargs['out_indices'] = check_level_indices(
+            'out_indices', kwargs['out_indices'], num_levels
+        )
     overlay = dict(kwargs.pop('pretrained_cfg_overlay', None) or {})
-    tag = kwargs.get('pretrained_cfg')
-    from_hub = (
-        pretrained
-        and not any(overlay.get(k) for k in ('file', 'url', 'state_dict'))
-        and (tag is None or isinstance(tag, str))
-    )
-    if from_hub:
-        # timm's own download would not check osmr's SHA-1 (nor, by default,
-        # any hash): mmdrn.hub verifies the file, timm reads it as a local one.
-        path, source = hub.fetch(f'{variant}.{tag}' if tag else variant)
-        overlay['file'] = path
-        kwargs['pretrained_cfg'] = source.tag  # the weights actually loaded
-    # A local file (pretrained_cfg_overlay=dict(file=...)) is read by mmdrn's
-    # weights-only loader, whose errors explain empty/damaged/unsafe files,
-    # and handed to timm as a state dict.
-    read_here = bool(pretrained and overlay.get('file') and 'state_dict' not in overlay)
-    if read_here:
-        overlay['state_dict'] = unwrap_state_dict(load_file(overlay['file']))
+    read_here = pretrained and _read_weights(variant, overlay, kwargs)
     model = build_model_with_cfg(
         DRN,
         variant,
@@ -1113,100 +1037,100 @@ default_cfgs = generate_default_cfgs(
 @register_model
 def drn_a_18(pretrained: bool = False, **kwargs: Any) -> DRN:
     """DRN-A-18 (Yu et al., CVPR 2017)."""
-    return _create_drn('drn_a_18', pretrained, **dict(arch='A', depth=18, **kwargs))
+    return _create_drn('drn_a_18', pretrained, arch='A', depth=18, **kwargs)
 
 
 @register_model
 def drn_a_34(pretrained: bool = False, **kwargs: Any) -> DRN:
     """DRN-A-34 (Yu et al., CVPR 2017)."""
-    return _create_drn('drn_a_34', pretrained, **dict(arch='A', depth=34, **kwargs))
+    return _create_drn('drn_a_34', pretrained, arch='A', depth=34, **kwargs)
 
 
 @register_model
 def drn_a_50(pretrained: bool = False, **kwargs: Any) -> DRN:
     """DRN-A-50 (Yu et al., CVPR 2017)."""
-    return _create_drn('drn_a_50', pretrained, **dict(arch='A', depth=50, **kwargs))
+    return _create_drn('drn_a_50', pretrained, arch='A', depth=50, **kwargs)
 
 
 @register_model
 def drn_a_101(pretrained: bool = False, **kwargs: Any) -> DRN:
     """DRN-A-101 (Yu et al., CVPR 2017)."""
-    return _create_drn('drn_a_101', pretrained, **dict(arch='A', depth=101, **kwargs))
+    return _create_drn('drn_a_101', pretrained, arch='A', depth=101, **kwargs)
 
 
 @register_model
 def drn_b_26(pretrained: bool = False, **kwargs: Any) -> DRN:
     """DRN-B-26 (Yu et al., CVPR 2017)."""
-    return _create_drn('drn_b_26', pretrained, **dict(arch='B', depth=26, **kwargs))
+    return _create_drn('drn_b_26', pretrained, arch='B', depth=26, **kwargs)
 
 
 @register_model
 def drn_b_42(pretrained: bool = False, **kwargs: Any) -> DRN:
     """DRN-B-42 (Yu et al., CVPR 2017)."""
-    return _create_drn('drn_b_42', pretrained, **dict(arch='B', depth=42, **kwargs))
+    return _create_drn('drn_b_42', pretrained, arch='B', depth=42, **kwargs)
 
 
 @register_model
 def drn_c_26(pretrained: bool = False, **kwargs: Any) -> DRN:
     """DRN-C-26 (Yu et al., CVPR 2017)."""
-    return _create_drn('drn_c_26', pretrained, **dict(arch='C', depth=26, **kwargs))
+    return _create_drn('drn_c_26', pretrained, arch='C', depth=26, **kwargs)
 
 
 @register_model
 def drn_c_42(pretrained: bool = False, **kwargs: Any) -> DRN:
     """DRN-C-42 (Yu et al., CVPR 2017)."""
-    return _create_drn('drn_c_42', pretrained, **dict(arch='C', depth=42, **kwargs))
+    return _create_drn('drn_c_42', pretrained, arch='C', depth=42, **kwargs)
 
 
 @register_model
 def drn_c_58(pretrained: bool = False, **kwargs: Any) -> DRN:
     """DRN-C-58 (Yu et al., CVPR 2017)."""
-    return _create_drn('drn_c_58', pretrained, **dict(arch='C', depth=58, **kwargs))
+    return _create_drn('drn_c_58', pretrained, arch='C', depth=58, **kwargs)
 
 
 @register_model
 def drn_d_22(pretrained: bool = False, **kwargs: Any) -> DRN:
     """DRN-D-22 (fyu/drn)."""
-    return _create_drn('drn_d_22', pretrained, **dict(arch='D', depth=22, **kwargs))
+    return _create_drn('drn_d_22', pretrained, arch='D', depth=22, **kwargs)
 
 
 @register_model
 def drn_d_24(pretrained: bool = False, **kwargs: Any) -> DRN:
     """DRN-D-24 (fyu/drn)."""
-    return _create_drn('drn_d_24', pretrained, **dict(arch='D', depth=24, **kwargs))
+    return _create_drn('drn_d_24', pretrained, arch='D', depth=24, **kwargs)
 
 
 @register_model
 def drn_d_38(pretrained: bool = False, **kwargs: Any) -> DRN:
     """DRN-D-38 (fyu/drn)."""
-    return _create_drn('drn_d_38', pretrained, **dict(arch='D', depth=38, **kwargs))
+    return _create_drn('drn_d_38', pretrained, arch='D', depth=38, **kwargs)
 
 
 @register_model
 def drn_d_40(pretrained: bool = False, **kwargs: Any) -> DRN:
     """DRN-D-40 (fyu/drn)."""
-    return _create_drn('drn_d_40', pretrained, **dict(arch='D', depth=40, **kwargs))
+    return _create_drn('drn_d_40', pretrained, arch='D', depth=40, **kwargs)
 
 
 @register_model
 def drn_d_54(pretrained: bool = False, **kwargs: Any) -> DRN:
     """DRN-D-54 (fyu/drn)."""
-    return _create_drn('drn_d_54', pretrained, **dict(arch='D', depth=54, **kwargs))
+    return _create_drn('drn_d_54', pretrained, arch='D', depth=54, **kwargs)
 
 
 @register_model
 def drn_d_56(pretrained: bool = False, **kwargs: Any) -> DRN:
     """DRN-D-56 (fyu/drn)."""
-    return _create_drn('drn_d_56', pretrained, **dict(arch='D', depth=56, **kwargs))
+    return _create_drn('drn_d_56', pretrained, arch='D', depth=56, **kwargs)
 
 
 @register_model
 def drn_d_105(pretrained: bool = False, **kwargs: Any) -> DRN:
     """DRN-D-105 (fyu/drn)."""
-    return _create_drn('drn_d_105', pretrained, **dict(arch='D', depth=105, **kwargs))
+    return _create_drn('drn_d_105', pretrained, arch='D', depth=105, **kwargs)
 
 
 @register_model
 def drn_d_107(pretrained: bool = False, **kwargs: Any) -> DRN:
     """DRN-D-107 (fyu/drn)."""
-    return _create_drn('drn_d_107', pretrained, **dict(arch='D', depth=107, **kwargs))
+    return _create_drn('drn_d_107', pretrained, arch='D', depth=107, **kwargs)

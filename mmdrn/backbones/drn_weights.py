@@ -40,7 +40,8 @@ import torch
 import torch.nn as nn
 
 from .. import hub
-from ..utils import CheckpointError, load_file
+from ..utils import CheckpointError, PathLike, load_file
+from ..utils.validation import check_choice, format_names
 
 __all__ = [
     'LAYOUTS',
@@ -51,7 +52,7 @@ __all__ = [
     'load_drn_weights',
 ]
 
-LAYOUTS = ('drn', 'drnseg', 'pytorchcv')
+LAYOUTS = ['drn', 'drnseg', 'pytorchcv']
 _logger = logging.getLogger(__name__)
 StateDict = Dict[str, torch.Tensor]
 
@@ -78,7 +79,7 @@ def unwrap_state_dict(checkpoint: Mapping) -> StateDict:
     if not_tensors:
         raise CheckpointError(
             f'expected a dict of tensors; these entries are not tensors: '
-            f'{_names(not_tensors)}'
+            f'{format_names(not_tensors)}'
         )
     return {
         (k[len('module.') :] if k.startswith('module.') else k): v
@@ -104,15 +105,9 @@ def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
         return 'drn'
     raise CheckpointError(
         f'cannot tell the checkpoint layout from its keys (expected one of '
-        f'{list(LAYOUTS)}: keys starting with conv1./layer0., base., or '
+        f'{LAYOUTS}: keys starting with conv1./layer0., base., or '
         f'features.init_block.); first keys: {keys[:5]}'
     )
-
-
-def _names(keys: Sequence[str], limit: int = 12) -> str:
-    keys = list(keys)
-    shown = ', '.join(keys[:limit])
-    return shown + (f' ... ({len(keys)} in all)' if len(keys) > limit else '')
 
 
 def _child_names(arch: str, num_levels: int) -> List[str]:
@@ -215,8 +210,7 @@ def convert_state_dict(
     state = unwrap_state_dict(checkpoint)
     if layout is None:
         layout = detect_layout(state)
-    elif layout not in LAYOUTS:
-        raise ValueError(f'layout must be one of {list(LAYOUTS)}, got {layout!r}')
+    check_choice('layout', layout, LAYOUTS)
     if layout == 'drn':
         return state
     if layout == 'pytorchcv' and arch not in ('C', 'D'):
@@ -241,7 +235,7 @@ def convert_state_dict(
     if unmapped:
         raise CheckpointError(
             f'{len(unmapped)} keys of this {layout!r} checkpoint do not belong to '
-            f'a DRN-{arch} with levels {list(layers)}: {_names(unmapped)}'
+            f'a DRN-{arch} with levels {list(layers)}: {format_names(unmapped)}'
         )
     return converted
 
@@ -298,34 +292,46 @@ def match_state_dict(
     if kept:
         _logger.warning(
             f'the checkpoint lacks {len(kept)} keys of parameters the forward '
-            f'pass never uses; they keep their initialisation: {_names(kept)}'
+            f'pass never uses; they keep their initialisation: {format_names(kept)}'
         )
     if keep_fc and not skip_classifier and any(k.startswith('fc.') for k in reference):
         _logger.warning('the checkpoint has no classifier; fc keeps its initialisation')
+    _check_keys(state, reference, missing, set(ignore_shapes))
+    return state
+
+
+def _check_keys(
+    state: Mapping[str, torch.Tensor],
+    reference: Mapping[str, torch.Tensor],
+    missing: List[str],
+    unchecked: Iterable[str],
+) -> None:
+    """Raise one error naming the left-over, missing and reshaped keys."""
     unexpected = [k for k in state if k not in reference]
-    unchecked = set(ignore_shapes)
     reshaped = [
         f'{k} (checkpoint {list(v.shape)}, model {list(reference[k].shape)})'
         for k, v in state.items()
         if k in reference and k not in unchecked and v.shape != reference[k].shape
     ]
-    if unexpected or missing or reshaped:
-        parts = []
-        if unexpected:
-            parts.append(f'{len(unexpected)} left over: {_names(unexpected)}')
-        if missing:
-            parts.append(f'{len(missing)} missing: {_names(missing)}')
-        if reshaped:
-            parts.append(f'{len(reshaped)} of another shape: {_names(reshaped)}')
-        hint = ''
-        if any(k.startswith('fc.') for k in unexpected + missing + reshaped):
-            hint = ' (skip_classifier=True ignores the classifier)'
-        raise CheckpointError(
-            'checkpoint keys do not match the model after conversion; '
-            + '; '.join(parts)
-            + hint
+    if not (unexpected or missing or reshaped):
+        return
+    parts = [
+        f'{len(keys)} {what}: {format_names(keys)}'
+        for what, keys in (
+            ('left over', unexpected),
+            ('missing', missing),
+            ('of another shape', reshaped),
         )
-    return state
+        if keys
+    ]
+    hint = ''
+    if any(k.startswith('fc.') for k in unexpected + missing + reshaped):
+        hint = ' (skip_classifier=True ignores the classifier)'
+    raise CheckpointError(
+        'checkpoint keys do not match the model after conversion; '
+        + '; '.join(parts)
+        + hint
+    )
 
 
 def _local_file(path_or_url: str) -> str:
@@ -344,7 +350,7 @@ def _local_file(path_or_url: str) -> str:
 
 def load_drn_weights(
     model: nn.Module,
-    checkpoint: Union[str, os.PathLike, Mapping],
+    checkpoint: Union[PathLike, Mapping],
     skip_classifier: bool = False,
     prefix: Optional[str] = None,
 ) -> StateDict:

@@ -100,6 +100,13 @@ class CAMOutput(NamedTuple):
     labels: Tensor
 
 
+def _check_4d(name: str, x: Tensor, layout: str) -> None:
+    if x.dim() != 4:
+        raise ValueError(
+            f'{name} must be a 4-D {layout} tensor, got shape {tuple(x.shape)}'
+        )
+
+
 def _classifier_params(classifier: nn.Module) -> Tuple[Tensor, Optional[Tensor]]:
     """Weight as ``K x C`` and the bias of a 1x1 conv or linear classifier."""
     if isinstance(classifier, nn.Conv2d):
@@ -132,10 +139,7 @@ def dense_logits(feats: Tensor, classifier: nn.Module) -> Tensor:
     Returns:
         Tensor: ``N x K x h x w`` class logits per position.
     """
-    if feats.dim() != 4:
-        raise ValueError(
-            f'feats must be a 4-D N x C x h x w tensor, got shape {tuple(feats.shape)}'
-        )
+    _check_4d('feats', feats, 'N x C x h x w')
     weight, bias = _classifier_params(classifier)
     if weight.shape[1] != feats.shape[1]:
         raise ValueError(
@@ -157,11 +161,7 @@ def cam_probs(logits: Tensor) -> Tensor:
     Returns:
         Tensor: ``N x K x h x w`` probabilities summing to 1 over ``K``.
     """
-    if logits.dim() != 4:
-        raise ValueError(
-            f'logits must be a 4-D N x K x h x w tensor, got shape '
-            f'{tuple(logits.shape)}'
-        )
+    _check_4d('logits', logits, 'N x K x h x w')
     return logits.softmax(dim=1)
 
 
@@ -200,22 +200,9 @@ def cam_boxes(
         CAMBoxes: ``boxes`` (``N x 4`` float), ``valid`` (``N`` bool) and
         ``labels`` (``N`` long). Invalid images get the whole-image box.
     """
-    if probs.dim() != 4:
-        raise ValueError(
-            f'probs must be a 4-D N x K x h x w tensor, got shape {tuple(probs.shape)}'
-        )
+    labels = _check_labels(probs, labels)
     threshold = check_threshold('threshold', threshold)
-    n, k, h, w = probs.shape
-    if not probs.is_floating_point():
-        raise TypeError(f'probs must be a floating-point tensor, got {probs.dtype}')
-    labels = torch.as_tensor(labels, device=probs.device).long().reshape(-1)
-    if labels.numel() != n:
-        raise ValueError(f'labels must hold {n} class indices, got {labels.numel()}')
-    if n and (labels.min() < 0 or labels.max() >= k):
-        raise ValueError(
-            f'labels must be in [0, {k}), got values in '
-            f'[{int(labels.min())}, {int(labels.max())}]'
-        )
+    n, _, h, w = probs.shape
     img_h, img_w = _image_size(img_size, (h, w))
 
     label_prob = probs.gather(1, labels.view(n, 1, 1, 1).expand(n, 1, h, w))[:, 0]
@@ -234,6 +221,23 @@ def cam_boxes(
     return CAMBoxes(boxes=boxes, valid=valid, labels=labels)
 
 
+def _check_labels(probs: Tensor, labels: Tensor) -> Tensor:
+    """``labels`` as ``N`` long class indices of ``probs``, or raise."""
+    _check_4d('probs', probs, 'N x K x h x w')
+    if not probs.is_floating_point():
+        raise TypeError(f'probs must be a floating-point tensor, got {probs.dtype}')
+    n, k = probs.shape[:2]
+    labels = torch.as_tensor(labels, device=probs.device).long().reshape(-1)
+    if labels.numel() != n:
+        raise ValueError(f'labels must hold {n} class indices, got {labels.numel()}')
+    if n and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(
+            f'labels must be in [0, {k}), got values in '
+            f'[{int(labels.min())}, {int(labels.max())}]'
+        )
+    return labels
+
+
 def _image_size(
     img_size: Optional[Union[int, Sequence[int]]], map_size: Tuple[int, int]
 ) -> Tuple[float, float]:
@@ -243,17 +247,14 @@ def _image_size(
         img_size = (img_size, img_size)
     try:
         img_h, img_w = (float(v) for v in img_size)
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f'img_size must be an int or an (H, W) pair of positive numbers, '
-            f'got {img_size!r}'
-        ) from err
-    if img_h <= 0 or img_w <= 0:
-        raise ValueError(
-            f'img_size must be an int or an (H, W) pair of positive numbers, '
-            f'got {img_size!r}'
-        )
-    return img_h, img_w
+        if img_h > 0 and img_w > 0:
+            return img_h, img_w
+    except (TypeError, ValueError):
+        pass
+    raise ValueError(
+        f'img_size must be an int or an (H, W) pair of positive numbers, '
+        f'got {img_size!r}'
+    )
 
 
 def cam_localize(
@@ -283,11 +284,7 @@ def cam_localize(
         CAMOutput: image logits, probability maps, boxes, validity and the
         boxed labels.
     """
-    if images.dim() != 4:
-        raise ValueError(
-            f'images must be a 4-D N x 3 x H x W tensor, got shape '
-            f'{tuple(images.shape)}'
-        )
+    _check_4d('images', images, 'N x 3 x H x W')
     if hasattr(model, 'get_classifier'):
         classifier = model.get_classifier()
     else:
@@ -338,10 +335,7 @@ def cam_label_map(
         Tensor: ``N x H x W`` long labels in ``[0, K]``; 0 is background,
         ``c + 1`` is foreground class ``c``.
     """
-    if probs.dim() != 4:
-        raise ValueError(
-            f'probs must be a 4-D N x K x h x w tensor, got shape {tuple(probs.shape)}'
-        )
+    _check_4d('probs', probs, 'N x K x h x w')
     bg_threshold = check_threshold('bg_threshold', bg_threshold)
     if size is not None and tuple(size) != tuple(probs.shape[-2:]):
         probs = torch.nn.functional.interpolate(

@@ -14,28 +14,19 @@ output stride 8; DRNs have output stride 8, hence the default
 """
 
 from collections import abc
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..utils.validation import check_float, check_in_index, check_int, select_input
+from ..utils.validation import check_in_index, check_int, check_threshold, select_input
+from .context_module import ActLayer, ContextConv, NormLayer
 
 __all__ = ['ASPP', 'ASPPConv', 'ASPPPooling']
 
-NormLayer = Optional[Callable[[int], nn.Module]]
-ActLayer = Optional[Callable[[], nn.Module]]
 
-
-def _norm_act(channels: int, norm_layer: NormLayer, act_layer: ActLayer) -> list:
-    return [
-        norm_layer(channels) if norm_layer is not None else nn.Identity(),
-        act_layer() if act_layer is not None else nn.Identity(),
-    ]
-
-
-class ASPPConv(nn.Sequential):
+class ASPPConv(ContextConv):
     """Conv + norm + act; 1x1 for ``dilation=1``, else an atrous 3x3.
 
     Both keep the spatial size (the 3x3 is padded by its dilation).
@@ -57,17 +48,9 @@ class ASPPConv(nn.Sequential):
         norm_layer: NormLayer,
         act_layer: ActLayer,
     ) -> None:
-        kernel = 1 if dilation == 1 else 3
+        kernel_size = 1 if dilation == 1 else 3
         super().__init__(
-            nn.Conv2d(
-                in_channels,
-                out_channels,
-                kernel,
-                padding=dilation if kernel == 3 else 0,
-                dilation=dilation,
-                bias=norm_layer is None,
-            ),
-            *_norm_act(out_channels, norm_layer, act_layer),
+            in_channels, out_channels, dilation, norm_layer, act_layer, kernel_size
         )
 
 
@@ -104,11 +87,8 @@ class ASPPPooling(nn.Sequential):
         norm_layer: NormLayer,
         act_layer: ActLayer,
     ) -> None:
-        super().__init__(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Conv2d(in_channels, out_channels, 1, bias=norm_layer is None),
-            *_norm_act(out_channels, norm_layer, act_layer),
-        )
+        conv_norm_act = ASPPConv(in_channels, out_channels, 1, norm_layer, act_layer)
+        super().__init__(nn.AdaptiveAvgPool2d(1), *conv_norm_act)
 
     def forward(self, x: Tensor) -> Tensor:
         """Pool ``x`` to one vector per image and spread it back over ``x``'s size."""
@@ -224,8 +204,7 @@ class ASPP(nn.Module):
                 'dilations must be a non-empty sequence of ints >= 1 '
                 f'(1 = a 1x1 branch), got {dilations!r}'
             )
-        if not 0 <= check_float('dropout_ratio', dropout_ratio, '[0, 1)') < 1:
-            raise ValueError(f'dropout_ratio must be in [0, 1), got {dropout_ratio!r}')
+        check_threshold('dropout_ratio', dropout_ratio)
         self.in_channels = in_channels
         self.channels = channels
         self.dilations = tuple(dilations)

@@ -51,9 +51,18 @@ from typing import Callable, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from ..utils.validation import check_float, check_in_index, check_int, select_input
+from ..utils.validation import (
+    check_choice,
+    check_float,
+    check_in_index,
+    check_int,
+    select_input,
+)
 
 __all__ = ['ContextConv', 'ContextModule', 'scaled_identity_']
+
+NormLayer = Optional[Callable[[int], nn.Module]]
+ActLayer = Optional[Callable[[], nn.Module]]
 
 # Dilations of the 3x3 layers; every module ends with one 1x1 layer.
 _DILATIONS = {
@@ -100,18 +109,21 @@ def scaled_identity_(
 
 
 class ContextConv(nn.Sequential):
-    """3x3 dilated convolution (+ norm) + activation, size-preserving.
+    """Convolution (+ norm) + activation that keeps the spatial size.
+
+    The context module's 3x3 layers; ASPP's branches reuse it.
 
     Args:
         in_channels (int): Input channels.
         out_channels (int): Output channels.
-        dilation (int): Dilation (and padding) of the 3x3 kernel.
+        dilation (int): Dilation of the kernel (padded to keep the size).
         norm_layer (Callable[[int], nn.Module], optional): Builds a norm
             layer for ``out_channels``; the conv has a bias only without it.
             Default: None.
         act_layer (Callable[[], nn.Module], optional): Builds the activation
             (the paper's truncation is a ReLU); None for none. Default:
             ``nn.ReLU``.
+        kernel_size (int): An odd kernel size. Default: 3.
     """
 
     def __init__(
@@ -119,15 +131,16 @@ class ContextConv(nn.Sequential):
         in_channels: int,
         out_channels: int,
         dilation: int,
-        norm_layer: Optional[Callable[[int], nn.Module]] = None,
-        act_layer: Optional[Callable[[], nn.Module]] = nn.ReLU,
+        norm_layer: NormLayer = None,
+        act_layer: ActLayer = nn.ReLU,
+        kernel_size: int = 3,
     ) -> None:
         super().__init__(
             nn.Conv2d(
                 in_channels,
                 out_channels,
-                3,
-                padding=dilation,
+                kernel_size,
+                padding=dilation * (kernel_size // 2),
                 dilation=dilation,
                 bias=norm_layer is None,
             ),
@@ -201,18 +214,14 @@ class ContextModule(nn.Module):
         num_layers: int = 8,
         num_classes: Optional[int] = None,
         in_index: int = -1,
-        norm_layer: Optional[Callable[[int], nn.Module]] = None,
-        act_layer: Optional[Callable[[], nn.Module]] = nn.ReLU,
+        norm_layer: NormLayer = None,
+        act_layer: ActLayer = nn.ReLU,
         init_noise: float = 1e-3,
     ) -> None:
         super().__init__()
         check_int('in_channels', in_channels)
-        if variant not in self.VARIANTS:
-            raise ValueError(f'variant must be one of {self.VARIANTS}, got {variant!r}')
-        if num_layers not in self.NUM_LAYERS:
-            raise ValueError(
-                f'num_layers must be one of {self.NUM_LAYERS}, got {num_layers!r}'
-            )
+        self.variant = check_choice('variant', variant, self.VARIANTS)
+        self.num_layers = check_choice('num_layers', num_layers, self.NUM_LAYERS)
         if num_classes is not None:
             check_int('num_classes', num_classes)
         noise = check_float('init_noise', init_noise, '[0, inf)')
@@ -222,8 +231,6 @@ class ContextModule(nn.Module):
                 f'init_noise must be a finite float in [0, inf), got {noise!r}'
             )
         self.in_channels = in_channels
-        self.variant = variant
-        self.num_layers = num_layers
         self.num_classes = num_classes
         self.in_index = check_in_index(in_index)
         self.init_noise = noise

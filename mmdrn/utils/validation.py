@@ -10,10 +10,11 @@ even though Python counts ``bool`` as an ``int``).
 import numbers
 from typing import Any, Sequence, Tuple
 
-from timm.models._features import feature_take_indices
 from torch import Tensor
 
 __all__ = [
+    'format_names',
+    'check_choice',
     'check_float',
     'check_in_index',
     'check_int',
@@ -21,6 +22,16 @@ __all__ = [
     'check_threshold',
     'select_input',
 ]
+
+
+def check_choice(name: str, value: Any, allowed: Sequence) -> Any:
+    """Return ``value`` if it is one of ``allowed``, else raise ``ValueError``.
+
+    The message shows ``allowed`` as given (a list or a tuple).
+    """
+    if value not in allowed:
+        raise ValueError(f'{name} must be one of {allowed}, got {value!r}')
+    return value
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -83,10 +94,13 @@ def check_threshold(name: str, value: Any) -> float:
 def check_level_indices(name: str, indices: Any, num_levels: int) -> Tuple[int, ...]:
     """The one rule for choosing backbone levels (``out_indices``, ``indices``).
 
-    As in timm: None is every level, an int ``n`` the last ``n`` levels, a
-    list/tuple the given level indices, negative ones counted from the end.
-    The levels are always returned in network order, so a list must name
-    them in that order (after counting from the end), each once.
+    Read as timm's models read ``indices`` (None: every level, an int ``n``:
+    the last ``n`` levels, a list/tuple: those levels, negative ones counted
+    from the end), but a wrong value raises an error naming what is allowed,
+    and a list must name the levels in network order, each once, since they
+    are returned in that order. (timm's own ``feature_take_indices`` is not
+    public: timm 1.0.13 to 1.0.31 export it from neither ``timm.models`` nor
+    ``timm.layers``.)
 
     Args:
         name (str): Argument name used in the error message.
@@ -120,7 +134,10 @@ def check_level_indices(name: str, indices: Any, num_levels: int) -> Tuple[int, 
         and (not indices or not all(-num_levels <= i < num_levels for i in indices))
     ):
         raise ValueError(f'{name} must be {allowed}, got {indices!r}')
-    take = tuple(feature_take_indices(num_levels, indices)[0])
+    if is_int:
+        take = tuple(range(num_levels - indices, num_levels))
+    else:
+        take = tuple(i % num_levels for i in indices)
     if list(take) != sorted(set(take)):
         raise ValueError(
             f'{name} must be {allowed}; {indices!r} names the levels {list(take)}, '
@@ -184,3 +201,10 @@ def select_input(
             f'H, W), got {tuple(x.shape)}'
         )
     return tuple(inputs), index
+
+
+def format_names(keys: Sequence[str], limit: int = 12) -> str:
+    """The first ``limit`` of ``keys``, comma-separated, with the count if cut."""
+    keys = list(keys)
+    shown = ', '.join(keys[:limit])
+    return shown + (f' ... ({len(keys)} in all)' if len(keys) > limit else '')

@@ -1,6 +1,8 @@
 """Tests of the pure-PyTorch DRN and its timm entry points."""
 
+import copy
 import functools
+import math
 import re
 import warnings
 
@@ -9,7 +11,7 @@ import pytest
 import timm
 import torch
 import torchvision
-from timm.layers import get_notrace_functions, get_notrace_modules
+from timm.models import get_notrace_functions, get_notrace_modules
 from torch import nn
 from torchvision.models.feature_extraction import (
     create_feature_extractor,
@@ -17,6 +19,7 @@ from torchvision.models.feature_extraction import (
 )
 
 from mmdrn.backbones.drn import DRN, BasicBlock, ConvLevel
+from mmdrn.utils.validation import check_level_indices
 
 ENTRY_POINTS = (
     'drn_a_18 drn_a_34 drn_a_50 drn_a_101 drn_b_26 drn_b_42 drn_c_26 drn_c_42 '
@@ -380,7 +383,8 @@ def test_features_only_getter_uses_forward_intermediates():
     result = getter.model.load_state_dict(model.state_dict(), strict=False)
     assert result.missing_keys == []  # pruned levels and head are the unexpected
     # levels after the last requested one are pruned away
-    assert getter.model.level_names[-1] == 'layer6' and getter.model.layer7 is None
+    assert getter.model.level_names[-1] == 'layer6'
+    assert isinstance(getter.model.layer7, nn.Identity)
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         expected = model.forward_intermediates(
@@ -411,6 +415,10 @@ def test_forward_intermediates_indices():
         model.forward_intermediates(x, output_fmt='NHWC')
 
 
+def _keys_under(model: nn.Module, prefix: str) -> list:
+    return [k for k in model.state_dict() if k.startswith(prefix + '.')]
+
+
 def test_prune_intermediate_layers():
     model = DRN('C', 26).eval()
     x = torch.rand(1, 3, 32, 32)
@@ -418,9 +426,51 @@ def test_prune_intermediate_layers():
         expected = model.forward_intermediates(x, intermediates_only=True)[:3]
         assert model.prune_intermediate_layers([0, 2]) == [0, 2]
         assert model.level_names == ('layer1', 'layer2', 'layer3')
-        assert model.layer4 is None and isinstance(model.fc, nn.Identity)
+        assert isinstance(model.layer4, nn.Identity) and isinstance(
+            model.fc, nn.Identity
+        )
+        assert _keys_under(model, 'layer3') and not _keys_under(model, 'layer4')
         got = model.forward_intermediates(x, indices=[0, 2], intermediates_only=True)
     assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[2])
+    with pytest.raises(ValueError, match=r'indices must be .*in \[0, 1, 2\]'):
+        model.forward_intermediates(x, indices=[3])
+
+
+@pytest.mark.parametrize('arch, depth', [('A', 18), ('C', 26), ('D', 22)])
+def test_forward_runs_after_pruning_to_each_depth(arch, depth):
+    """As after timm's own prune_intermediate_layers (ResNet, ConvNeXt):
+    forward and forward_features end at the last kept level (the head is
+    pruned, so forward returns that map), forward_intermediates lists the
+    kept levels; the same with gradient checkpointing."""
+    torch.manual_seed(0)
+    full = DRN(arch, depth).eval()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        levels = full.forward_intermediates(x, intermediates_only=True)
+    for last in range(len(levels)):
+        model = copy.deepcopy(full)
+        assert model.prune_intermediate_layers((last,)) == [last]
+        assert len(model.feature_info) == last + 1
+        with torch.no_grad():
+            final, kept = model.forward_intermediates(x)
+            assert torch.equal(model(x), levels[last])
+            assert torch.equal(model.forward_features(x), levels[last])
+        assert torch.equal(final, levels[last]) and len(kept) == last + 1
+        model.set_grad_checkpointing(True)
+        assert torch.equal(model.forward_features(x), levels[last])
+
+
+@pytest.mark.parametrize('indices', [None, 1, 3, 5, [0, 2], [-1], (1, -2), [-5, -4, 4]])
+def test_level_indices_are_read_as_timm_reads_them(indices):
+    # timm's ResNet has 5 feature levels (the stem, layer1..4) of reduction
+    # 2, 4, 8, 16, 32; it reads indices with timm's feature_take_indices
+    resnet = timm.create_model('resnet18').eval()
+    with torch.no_grad():
+        feats = resnet.forward_intermediates(
+            torch.rand(1, 3, 64, 64), indices=indices, intermediates_only=True
+        )
+    taken = [round(math.log2(64 / f.shape[-1])) - 1 for f in feats]
+    assert list(check_level_indices('indices', indices, 5)) == taken
 
 
 def test_head_api():
@@ -551,9 +601,7 @@ def test_wrong_input_shape_is_named(shape):
 
 
 def test_more_bad_arguments_name_the_argument():
-    with pytest.raises(
-        ValueError, match=r'drop_rate must be a float in \[0, 1\), got 1.0'
-    ):
+    with pytest.raises(ValueError, match=r'drop_rate must be in \[0, 1\), got 1.0'):
         DRN(drop_rate=1.0)
     with pytest.raises(
         ValueError, match="norm_layer must be .* timm norm layer name .* got 'bn'"
@@ -590,7 +638,7 @@ def test_out_indices_int_takes_the_last_levels_as_timm_does():
     drn = timm.create_model('drn_c_26', features_only=True, out_indices=3)
     assert drn.feature_info.out_indices == (5, 6, 7)
     assert drn.feature_info.module_name() == ['layer6', 'layer7', 'layer8']
-    assert DRN('C', 26)._take_indices(3) == [5, 6, 7]
+    assert DRN('C', 26).prune_intermediate_layers(3) == [5, 6, 7]
 
 
 def test_uint8_input_says_how_to_convert():
