@@ -21,9 +21,9 @@ Floating outputs come back as contiguous float32 tensors, so metrics,
 visualisers and ``numpy()`` work unchanged.
 """
 
-import contextlib
 import copy
 import functools
+import itertools
 import shutil
 import warnings
 from typing import Any, Callable, Dict, Optional, Tuple, Union
@@ -32,26 +32,15 @@ import torch
 from torch import nn
 
 from .fold_bn import fold_batchnorm
-from .precision import DTYPE_NAMES as _DTYPE_TEXT
-from .precision import precision_decision
+from .precision import (
+    DTYPES,
+    SHORT_NAMES,
+    check_device_type,
+    dtype_name,
+    precision_decision,
+)
 
-__all__ = [
-    'InferenceModel',
-    'amx_cpu',
-    'native_bf16_cpu',
-    'optimize_for_inference',
-    'resolve_dtype',
-]
-
-DTYPE_NAMES = {
-    'auto': None,
-    'float32': torch.float32,
-    'fp32': torch.float32,
-    'bfloat16': torch.bfloat16,
-    'bf16': torch.bfloat16,
-    'float16': torch.float16,
-    'fp16': torch.float16,
-}
+__all__ = ['InferenceModel', 'optimize_for_inference', 'resolve_dtype']
 # Methods of the wrapped model that run the network (mmengine's BaseModel,
 # MMSeg's EncoderDecoder, timm models); they are run inside the fast-path
 # context when called on the wrapper.
@@ -72,41 +61,17 @@ RUN_METHODS = (
 COMPILE_PARTS = ('backbone', 'neck', 'decode_head', 'auxiliary_head', 'head')
 
 
-def _cpu_probe(name: str) -> bool:
-    return bool(getattr(torch.cpu, name, lambda: False)())
-
-
-def amx_cpu() -> bool:
-    """Whether this CPU has AMX tiles (machine information only).
-
-    Returns:
-        bool: True when oneDNN can use AMX here.
-    """
-    return _cpu_probe('_is_amx_tile_supported')
-
-
-def native_bf16_cpu() -> bool:
-    """Whether this CPU has bfloat16 instructions, AMX or AVX512-BF16
-    (machine information only; whether they are faster than float32 is
-    measured, see :func:`~mmdrn.inference.precision.precision_decision`).
-
-    Returns:
-        bool: True when oneDNN has native (not emulated) bfloat16 kernels.
-    """
-    return amx_cpu() or _cpu_probe('_is_avx512_bf16_supported')
-
-
 def _dtype_from_arg(dtype: Union[str, torch.dtype, None]) -> Optional[torch.dtype]:
-    if dtype is None:
+    if dtype is None or dtype == 'auto':
         return None
-    if isinstance(dtype, torch.dtype):
-        if dtype in DTYPE_NAMES.values():
-            return dtype
-    elif isinstance(dtype, str) and dtype in DTYPE_NAMES:
-        return DTYPE_NAMES[dtype]
+    named = (
+        DTYPES.get(SHORT_NAMES.get(dtype, dtype)) if isinstance(dtype, str) else dtype
+    )
+    if named in DTYPES.values():
+        return named
     raise ValueError(
-        f'dtype must be one of {sorted(DTYPE_NAMES)} (or the torch dtypes '
-        f'float32, bfloat16, float16), got {dtype!r}'
+        f'dtype must be one of {sorted(["auto", *DTYPES, *SHORT_NAMES])} (or the '
+        f'torch dtypes float32, bfloat16, float16), got {dtype!r}'
     )
 
 
@@ -141,90 +106,114 @@ def _resolve(
     dtype: Union[str, torch.dtype, None], device_type: str
 ) -> Tuple[torch.dtype, str]:
     """:func:`resolve_dtype`, with the reason for the choice."""
-    if device_type not in ('cpu', 'cuda'):
-        raise ValueError(
-            f"device_type must be one of ['cpu', 'cuda'], got {device_type!r}"
-        )
+    check_device_type(device_type, need_cuda=False)
     resolved = _dtype_from_arg(dtype)
     if resolved is None:
         decision = precision_decision(device_type)
         return decision.dtype, decision.reason
-    forced = f'{_DTYPE_TEXT[resolved]}: asked for (dtype={dtype!r})'
     if device_type == 'cpu':
-        if resolved == torch.float16:
-            raise ValueError(
-                "dtype 'float16' needs a CUDA device; on CPU use 'bfloat16' or "
-                "'float32' (allowed on cpu: ['auto', 'bfloat16', 'float32'])"
-            )
-        if resolved == torch.bfloat16:
-            decision = precision_decision('cpu')
-            speedup = decision.speedup(torch.bfloat16)
-            if speedup < 1:
-                warnings.warn(
-                    f'bfloat16 was measured slower than float32 on this CPU '
-                    f"({speedup:.2f}x float32; 'auto' picks "
-                    f'{_DTYPE_TEXT[decision.dtype]}): {decision.reason}',
-                    stacklevel=3,
-                )
-        return resolved, forced
-    bf16_ok = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if resolved == torch.bfloat16 and not bf16_ok:
+        _check_cpu_dtype(resolved)
+    elif resolved == torch.bfloat16 and not (
+        torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    ):
         raise ValueError(
             "dtype 'bfloat16' is not supported by this CUDA device; use "
             "'float16' or 'float32'"
         )
-    return resolved, forced
+    return resolved, f'{dtype_name(resolved)}: asked for (dtype={dtype!r})'
+
+
+def _check_cpu_dtype(dtype: torch.dtype) -> None:
+    """Refuse float16 on CPU; warn when bfloat16 was measured slower."""
+    if dtype == torch.float16:
+        raise ValueError(
+            "dtype 'float16' needs a CUDA device; on CPU use 'bfloat16' or "
+            "'float32' (allowed on cpu: ['auto', 'bfloat16', 'float32'])"
+        )
+    if dtype == torch.bfloat16:
+        decision = precision_decision('cpu')
+        speedup = decision.speedup(torch.bfloat16)
+        if speedup < 1:
+            warnings.warn(
+                f'bfloat16 was measured slower than float32 on this CPU '
+                f"({speedup:.2f}x float32; 'auto' picks "
+                f'{dtype_name(decision.dtype)}): {decision.reason}',
+                stacklevel=4,
+            )
 
 
 def _model_device(model: nn.Module) -> torch.device:
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device('cpu')
+    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return torch.device('cpu') if tensor is None else tensor.device
 
 
-def _to_input(obj: Any, channels_last: bool) -> Any:
-    if channels_last and isinstance(obj, torch.Tensor) and obj.dim() == 4:
-        return obj.contiguous(memory_format=torch.channels_last)
-    if isinstance(obj, (list, tuple)) and not hasattr(obj, '_fields'):
-        return type(obj)(_to_input(v, channels_last) for v in obj)
-    if isinstance(obj, dict):
-        return type(obj)((k, _to_input(v, channels_last)) for k, v in obj.items())
-    return obj
-
-
-def _to_output(obj: Any) -> Any:
-    """float32, contiguous tensors everywhere in ``obj`` (data samples too)."""
+def _map_tensors(obj: Any, fn: Callable, data_elements: bool = False) -> Any:
+    """``fn`` applied to every tensor in nested lists, tuples and dicts, and
+    with ``data_elements`` also in mmengine data elements (``SegDataSample``,
+    ``PixelData``, ...: their fields are the attributes listed by keys())."""
     if isinstance(obj, torch.Tensor):
-        if obj.is_floating_point() and obj.dtype != torch.float32:
-            obj = obj.float()
-        return obj.contiguous()
+        return fn(obj)
     if isinstance(obj, (list, tuple)) and not hasattr(obj, '_fields'):
-        return type(obj)(_to_output(v) for v in obj)
+        return type(obj)(_map_tensors(v, fn, data_elements) for v in obj)
     if isinstance(obj, dict):
-        return type(obj)((k, _to_output(v)) for k, v in obj.items())
-    # mmengine data elements (SegDataSample, PixelData, ...): their data
-    # fields are attributes listed by keys()
-    if callable(getattr(obj, 'keys', None)) and hasattr(obj, 'set_field'):
+        return type(obj)(
+            (k, _map_tensors(v, fn, data_elements)) for k, v in obj.items()
+        )
+    if (
+        data_elements
+        and callable(getattr(obj, 'keys', None))
+        and hasattr(obj, 'set_field')
+    ):
         for key in list(obj.keys()):
-            setattr(obj, key, _to_output(getattr(obj, key)))
+            setattr(obj, key, _map_tensors(getattr(obj, key), fn, data_elements))
     return obj
 
 
-def _check_compiler() -> None:
-    if not any(shutil.which(c) for c in ('c++', 'g++', 'clang++')):
+def _as_input(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
+def _as_output(x: torch.Tensor) -> torch.Tensor:
+    return (x.float() if x.is_floating_point() else x).contiguous()
+
+
+def _compile(
+    model: nn.Module, compile: Union[bool, str, Dict[str, Any]], device_type: str
+) -> None:
+    """``torch.compile`` the model's parts in place (see the module docstring)."""
+    if device_type == 'cpu' and not any(
+        shutil.which(c) for c in ('c++', 'g++', 'clang++')
+    ):
         raise RuntimeError(
             'compile=True on CPU needs a C++ compiler (c++, g++ or clang++) on '
             'PATH for torch.compile (inductor); install one or use compile=False'
         )
-
-
-def _compile(model: nn.Module, options: Dict[str, Any]) -> None:
+    if isinstance(compile, str):
+        options: Dict[str, Any] = dict(mode=compile)
+    else:
+        options = dict(compile) if isinstance(compile, dict) else {}
     parts = [getattr(model, p, None) for p in COMPILE_PARTS]
     parts = [p for p in parts if isinstance(p, nn.Module)]
     for part in parts or [model]:
         part.compile(**options)
+
+
+def _target_device(
+    model: nn.Module, compile: Any, device: Union[str, torch.device, None]
+) -> Optional[torch.device]:
+    """Check the arguments of :func:`optimize_for_inference`; the device."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f'model must be an nn.Module, got {type(model).__name__}')
+    if not isinstance(compile, (bool, str, dict)):
+        raise TypeError(
+            f'compile must be a bool, a mode name or a dict of torch.compile '
+            f'arguments, got {type(compile).__name__}'
+        )
+    if device is None:
+        return None
+    device = torch.device(device)
+    check_device_type(device.type)
+    return device
 
 
 class InferenceModel(nn.Module):
@@ -268,16 +257,12 @@ class InferenceModel(nn.Module):
         self.folded_bn_pairs = list(getattr(model, 'folded_bn_pairs', []))
 
     def _run(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
-        args = _to_input(args, self.channels_last)
-        kwargs = _to_input(kwargs, self.channels_last)
-        autocast = (
-            torch.autocast(self.device_type, dtype=self.dtype)
-            if self.dtype != torch.float32
-            else contextlib.nullcontext()
-        )
-        with torch.no_grad(), autocast:
+        if self.channels_last:
+            args, kwargs = _map_tensors((args, kwargs), _as_input)
+        low = self.dtype != torch.float32
+        with torch.no_grad(), torch.autocast(self.device_type, self.dtype, low):
             out = fn(*args, **kwargs)
-        return _to_output(out)
+        return _map_tensors(out, _as_output, data_elements=True)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self._run(self.model, *args, **kwargs)
@@ -354,20 +339,7 @@ def optimize_for_inference(
         >>> fast(torch.rand(1, 3, 32, 32)).shape
         torch.Size([1, 512, 4, 4])
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f'model must be an nn.Module, got {type(model).__name__}')
-    if not isinstance(compile, (bool, str, dict)):
-        raise TypeError(
-            f'compile must be a bool, a mode name or a dict of torch.compile '
-            f'arguments, got {type(compile).__name__}'
-        )
-    if device is not None:
-        device = torch.device(device)
-        if device.type == 'cuda' and not torch.cuda.is_available():
-            raise ValueError(
-                f'device {str(device)!r} requested but CUDA is not available; '
-                "use device='cpu' or None"
-            )
+    device = _target_device(model, compile, device)
     device_type = (device or _model_device(model)).type
     compute_dtype, reason = _resolve(dtype, device_type)
     if not inplace:
@@ -380,15 +352,7 @@ def optimize_for_inference(
     if channels_last:
         model.to(memory_format=torch.channels_last)
     if compile is not False:
-        if device_type == 'cpu':
-            _check_compiler()
-        if compile is True:
-            options: Dict[str, Any] = {}
-        elif isinstance(compile, str):
-            options = dict(mode=compile)
-        else:
-            options = dict(compile)
-        _compile(model, options)
+        _compile(model, compile, device_type)
     return InferenceModel(
         model, compute_dtype, channels_last, device_type, reason
     ).eval()

@@ -17,12 +17,14 @@ child by child, so their backbone and heads are still covered.
 
 import copy
 import warnings
+from collections import Counter
 from typing import Dict, List, Tuple
 
 import torch
 import torch.fx
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 __all__ = ['find_conv_bn_pairs', 'fold_batchnorm']
 
@@ -50,16 +52,8 @@ def _is_foldable_norm(m: nn.Module) -> bool:
     )
 
 
-def _is_foldable_conv(m: nn.Module) -> bool:
-    # ConvTranspose2d is not a Conv2d subclass; its weight layout differs.
-    return isinstance(m, nn.Conv2d)
-
-
 def _pairs_in_graph(module: nn.Module, graph: torch.fx.Graph) -> Dict[str, str]:
-    calls: Dict[str, int] = {}
-    for node in graph.nodes:
-        if node.op == 'call_module':
-            calls[node.target] = calls.get(node.target, 0) + 1
+    calls = Counter(node.target for node in graph.nodes if node.op == 'call_module')
     pairs = {}
     for node in graph.nodes:
         if node.op != 'call_module' or len(node.args) != 1 or node.kwargs:
@@ -70,7 +64,8 @@ def _pairs_in_graph(module: nn.Module, graph: torch.fx.Graph) -> Dict[str, str]:
             _is_foldable_norm(norm)
             and isinstance(source, torch.fx.Node)
             and source.op == 'call_module'
-            and _is_foldable_conv(module.get_submodule(source.target))
+            # ConvTranspose2d is no Conv2d subclass; its weight layout differs
+            and isinstance(module.get_submodule(source.target), nn.Conv2d)
             and len(source.users) == 1
             # a module called twice would be folded for one call site only
             and calls[source.target] == 1
@@ -121,29 +116,22 @@ def find_conv_bn_pairs(model: nn.Module) -> List[Tuple[str, str]]:
 
 @torch.no_grad()
 def _fold_pair(conv: nn.Conv2d, norm: _BatchNorm) -> None:
-    # float64 so that the folded fp32 weights differ from the exact product
-    # by one rounding only
-    scale = norm.running_var.double().add(norm.eps).rsqrt()
-    shift = -norm.running_mean.double()
-    if norm.affine:
-        scale = scale * norm.weight.double()
-    bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(shift)
-    new_bias = (bias + shift) * scale
-    if norm.affine:
-        new_bias = new_bias + norm.bias.double()
-    dtype = conv.weight.dtype
-    conv.weight.copy_((conv.weight.double() * scale.view(-1, 1, 1, 1)).to(dtype))
+    # torch's own fusion arithmetic, in float64 so that the folded fp32
+    # weights differ from the exact product by one rounding only
+    weight, bias = fuse_conv_bn_weights(
+        *(None if t is None else t.double() for t in (conv.weight, conv.bias)),
+        norm.running_mean.double(),
+        norm.running_var.double(),
+        norm.eps,
+        *(None if t is None else t.double() for t in (norm.weight, norm.bias)),
+    )
+    conv.weight.copy_(weight)
     if conv.bias is None:
         conv.bias = nn.Parameter(
-            new_bias.to(dtype), requires_grad=conv.weight.requires_grad
+            bias.to(conv.weight.dtype), requires_grad=conv.weight.requires_grad
         )
     else:
-        conv.bias.copy_(new_bias.to(dtype))
-
-
-def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, attr = name.rpartition('.')
-    setattr(model.get_submodule(parent_name), attr, new)
+        conv.bias.copy_(bias)
 
 
 def fold_batchnorm(model: nn.Module, inplace: bool = False) -> nn.Module:
@@ -179,6 +167,7 @@ def fold_batchnorm(model: nn.Module, inplace: bool = False) -> nn.Module:
     pairs = find_conv_bn_pairs(model)
     for conv_name, norm_name in pairs:
         _fold_pair(model.get_submodule(conv_name), model.get_submodule(norm_name))
-        _replace(model, norm_name, nn.Identity())
+        parent, _, attr = norm_name.rpartition('.')
+        setattr(model.get_submodule(parent), attr, nn.Identity())
     model.folded_bn_pairs = pairs
     return model

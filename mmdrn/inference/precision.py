@@ -1,38 +1,30 @@
 """The compute precision of the running machine, chosen by measurement.
 
 Whether bfloat16 pays on a CPU cannot be read from its flags: with AMX tiles
-oneDNN's bfloat16 convolutions run several times faster than float32; on an
-AMD Zen 4 host (AVX512-BF16, no AMX) DRN-C-26 ran 2.2x faster in bfloat16;
-on an Intel Xeon with AVX512-BF16 but no AMX it ran at 0.88x. Without native
+oneDNN's bfloat16 convolutions run several times faster than float32, on an
+AMD Zen 4 host (AVX512-BF16, no AMX) DRN-C-26 ran 2.2x faster in bfloat16, on
+an Intel Xeon with AVX512-BF16 but no AMX at 0.88x, and without native
 bfloat16 instructions oneDNN emulates it, many times slower. So the machine is
-asked: :func:`probe_precision` times a DRN-like residual block (two dilated
-3x3 convolutions with bias and ReLU, 128 channels, 48x48, batch 1,
-channels_last, eval mode, no grad: what a folded DRN runs at output stride 8)
-in float32 and under bfloat16 autocast (on CUDA also float16). The dtypes are
-interleaved round by round, so that load from other processes hits all of
-them alike, and each keeps its best time. On CPU the probe runs on one
-thread: what it compares is the per-core speed of the two kernels, and a
-single thread is time-sliced cleanly on a busy machine, where two OpenMP
-threads waiting for each other at every barrier ran the block about 10x
-slower than one thread, with float32/bfloat16 ratios scattered between 0.6
-and 2.6 from run to run. It takes a few tenths of a second.
+asked (docs/precision.md has the hosts and the numbers):
 
-:func:`precision_decision` turns the times into a choice: a low precision is
-chosen only when it ran at least :data:`MIN_SPEEDUP` times as fast as
-float32, since a single block measured on a possibly busy machine is noisy
-and a whole network gains less than its convolutions (pooling, upsampling,
-casts and the head do not speed up). The decision is cached per machine in
-``~/.cache/mmdrn/precision.json`` (``$XDG_CACHE_HOME`` is honoured; the
-``MMDRN_PRECISION_CACHE`` environment variable names another file), keyed by
-the CPU model and a hash of its flags (the GPU name and compute capability
-on CUDA) and the torch version, so a new machine or a new torch (new oneDNN
-kernels) is measured afresh.
-
-No shortcut from CPU flags is taken: the flags that looked decisive (AMX,
-AVX512-BF16) predicted the wrong answer on one of the hosts above, and the
-measurement is cheap and made once. One case is decided early by the
-measurement itself: when the first round already shows bfloat16 more than
-:data:`EMULATED_SLOWDOWN` times slower (emulation), it is not repeated.
+* :func:`probe_precision` times a DRN-like residual block (two dilated 3x3
+  convolutions with bias and ReLU, 128 channels, 48x48, batch 1,
+  channels_last, eval mode, no grad: what a folded DRN runs at output stride
+  8) in float32 and under bfloat16 autocast (on CUDA also float16), the
+  dtypes interleaved round by round so that load from other processes hits
+  them alike, each keeping its best time. On CPU it runs on one thread: it
+  compares the per-core speed of the kernels, and one thread is time-sliced
+  cleanly on a busy machine where OpenMP threads waiting for each other are
+  not. When the first round shows bfloat16 more than
+  :data:`EMULATED_SLOWDOWN` times slower (emulation) it stops there.
+* :func:`choose_dtype` takes a low precision only when it ran at least
+  :data:`MIN_SPEEDUP` times as fast as float32: one block on a possibly busy
+  machine is noisy, and a whole network gains less than its convolutions.
+* :func:`precision_decision` makes the decision once per machine and caches it
+  in ``~/.cache/mmdrn/precision.json`` (``$XDG_CACHE_HOME`` is honoured;
+  ``$MMDRN_PRECISION_CACHE`` names another file), keyed by the CPU model and a
+  hash of its flags (the GPU name and compute capability on CUDA) and the
+  torch version, so a new machine or a new torch is measured afresh.
 """
 
 import contextlib
@@ -44,18 +36,23 @@ import logging
 import os
 import os.path as osp
 import platform
-import tempfile
 import time
 import warnings
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 from torch import nn
 
+from ..utils.file_io import atomic_write
+
 __all__ = [
+    'DTYPES',
     'MIN_SPEEDUP',
+    'SHORT_NAMES',
     'PrecisionDecision',
+    'check_device_type',
     'choose_dtype',
+    'dtype_name',
     'precision_cache_file',
     'precision_decision',
     'probe_precision',
@@ -75,14 +72,21 @@ PROBE_VERSION = 1
 PROBE_TEXT = (
     'residual block of two dilated 3x3 convolutions, 128 channels, 48x48, channels_last'
 )
-DTYPE_NAMES = {
-    torch.float32: 'float32',
-    torch.bfloat16: 'bfloat16',
-    torch.float16: 'float16',
+#: The compute dtypes, by their torch names.
+DTYPES = {
+    'float32': torch.float32,
+    'bfloat16': torch.bfloat16,
+    'float16': torch.float16,
 }
-_BY_NAME = {name: dtype for dtype, name in DTYPE_NAMES.items()}
+#: The short names the tools take for them.
+SHORT_NAMES = {'fp32': 'float32', 'bf16': 'bfloat16', 'fp16': 'float16'}
 # Decisions made in this process, by cache key.
 _DECISIONS: Dict[str, 'PrecisionDecision'] = {}
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """The name of a dtype in :data:`DTYPES`: ``torch.bfloat16`` -> ``'bfloat16'``."""
+    return str(dtype).replace('torch.', '')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,26 +112,39 @@ class PrecisionDecision:
 
     def speedup(self, dtype: torch.dtype) -> float:
         """How many times as fast as float32 ``dtype`` ran in the probe."""
-        return self.times_ms['float32'] / self.times_ms[DTYPE_NAMES[dtype]]
+        return self.times_ms['float32'] / self.times_ms[dtype_name(dtype)]
 
     @property
     def reason(self) -> str:
         """One line for the log: the choice and the measured speeds."""
         names = sorted(self.times_ms, key=lambda n: (n != 'float32', n))
         speeds = ', '.join(
-            f'{n} {self.speedup(_BY_NAME[n]):.2f}x float32' for n in names[1:]
+            f'{n} {self.speedup(DTYPES[n]):.2f}x float32' for n in names[1:]
         )
         times = ', '.join(f'{n} {self.times_ms[n]:.2f} ms' for n in names)
         if self.dtype == torch.float32:
             verdict = f'float32: no lower precision ran >= {MIN_SPEEDUP}x faster'
         else:
-            verdict = f'{DTYPE_NAMES[self.dtype]}: measured faster than float32'
+            verdict = f'{dtype_name(self.dtype)}: measured faster than float32'
         where = 'measured now' if self.source == 'measured' else 'cached'
         if self.cache_file:
             where += f' in {self.cache_file}'
         return (
             f'{verdict} on {self.device} ({speeds}; probe: {PROBE_TEXT}: '
             f'{times}; {where})'
+        )
+
+
+def check_device_type(device_type: str, need_cuda: bool = True) -> None:
+    """Refuse device types but ``'cpu'`` and ``'cuda'`` (and ``'cuda'`` without
+    CUDA, when ``need_cuda``) with a ``ValueError``."""
+    if device_type not in ('cpu', 'cuda'):
+        raise ValueError(
+            f"device_type must be one of ['cpu', 'cuda'], got {device_type!r}"
+        )
+    if need_cuda and device_type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(
+            "device_type 'cuda' requested but CUDA is not available; use 'cpu'"
         )
 
 
@@ -203,6 +220,31 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def _probe_inputs(device_type: str) -> Tuple[nn.Module, torch.Tensor]:
+    """The probe block and its input, seeded, channels_last, on the device."""
+    device = torch.device(device_type)
+    generator = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        block = _ProbeBlock(128, dilation=2).eval()
+    block.to(device, memory_format=torch.channels_last)
+    x = torch.randn(1, 128, 48, 48, generator=generator)
+    return block, x.to(device, memory_format=torch.channels_last)
+
+
+def _time_ms(block: nn.Module, x: torch.Tensor, dtype: torch.dtype) -> float:
+    """Milliseconds of one call of ``block(x)`` under autocast to ``dtype``."""
+    cuda = x.device.type == 'cuda'
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    with torch.autocast(x.device.type, dtype, enabled=dtype != torch.float32):
+        block(x)
+    if cuda:
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) * 1e3
+
+
 def probe_precision(
     device_type: str = 'cpu',
     rounds: int = 7,
@@ -226,38 +268,18 @@ def probe_precision(
     Raises:
         ValueError: Unknown ``device_type``, or ``'cuda'`` without CUDA.
     """
-    _check_device_type(device_type)
-    device = torch.device(device_type)
-    generator = torch.Generator().manual_seed(0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        block = _ProbeBlock(128, dilation=2).eval()
-    block.to(device, memory_format=torch.channels_last)
-    x = torch.randn(1, 128, 48, 48, generator=generator).to(
-        device, memory_format=torch.channels_last
-    )
-    sync: Callable[[], None] = (
-        torch.cuda.synchronize if device_type == 'cuda' else lambda: None
-    )
+    check_device_type(device_type)
+    block, x = _probe_inputs(device_type)
     dtypes = _candidates(device_type)
-
-    def run(dtype: torch.dtype) -> float:
-        sync()
-        start = time.perf_counter()
-        with torch.autocast(device_type, dtype, enabled=dtype != torch.float32):
-            block(x)
-        sync()
-        return (time.perf_counter() - start) * 1e3
-
-    best = {DTYPE_NAMES[d]: float('inf') for d in dtypes}
+    best = {dtype_name(d): float('inf') for d in dtypes}
     with torch.no_grad(), _one_thread():
         for dtype in dtypes:  # oneDNN/cuDNN kernel creation
-            run(dtype)
+            _time_ms(block, x, dtype)
         start = time.perf_counter()
         for index in range(rounds):
             for dtype in dtypes:
-                name = DTYPE_NAMES[dtype]
-                best[name] = min(best[name], run(dtype))
+                name = dtype_name(dtype)
+                best[name] = min(best[name], _time_ms(block, x, dtype))
             if index == 0 and device_type == 'cpu':
                 if best['bfloat16'] > EMULATED_SLOWDOWN * best['float32']:
                     break
@@ -287,9 +309,9 @@ def choose_dtype(
         ValueError: ``times_ms`` lacks float32, names an unknown dtype or
             holds a time that is not positive.
     """
-    if 'float32' not in times_ms or set(times_ms) - set(_BY_NAME):
+    if 'float32' not in times_ms or set(times_ms) - set(DTYPES):
         raise ValueError(
-            f'times_ms must have float32 and only names from {sorted(_BY_NAME)}, '
+            f'times_ms must have float32 and only names from {sorted(DTYPES)}, '
             f'got {sorted(times_ms)}'
         )
     if not all(t > 0 for t in times_ms.values()):
@@ -302,18 +324,7 @@ def choose_dtype(
         'float16' in fast and fast['float16'] * min_speedup <= fast['bfloat16']
     ):
         return torch.bfloat16
-    return _BY_NAME[min(fast, key=fast.get)]
-
-
-def _check_device_type(device_type: str) -> None:
-    if device_type not in ('cpu', 'cuda'):
-        raise ValueError(
-            f"device_type must be one of ['cpu', 'cuda'], got {device_type!r}"
-        )
-    if device_type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(
-            "device_type 'cuda' requested but CUDA is not available; use 'cpu'"
-        )
+    return DTYPES[min(fast, key=fast.get)]
 
 
 def _read_cache(path: str) -> Dict[str, dict]:
@@ -330,16 +341,15 @@ def _read_cache(path: str) -> Dict[str, dict]:
         warnings.warn(
             f'ignoring the precision cache {path} ({type(error).__name__}: '
             f'{error}); measuring again and rewriting it',
-            stacklevel=4,
+            stacklevel=5,
         )
         return {}
 
 
 def _valid_entry(entry: object) -> bool:
     try:
-        times = entry['times_ms']
-        choose_dtype(times)
-        return entry['dtype'] in _BY_NAME
+        choose_dtype(entry['times_ms'])
+        return entry['dtype'] in DTYPES
     except (TypeError, KeyError, ValueError):
         return False
 
@@ -347,24 +357,47 @@ def _valid_entry(entry: object) -> bool:
 def _write_cache(path: str, entries: Dict[str, dict]) -> None:
     """Replace ``path`` atomically: readers see the old or the new file."""
     try:
-        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            dir=osp.dirname(osp.abspath(path)), prefix='.precision-', suffix='.tmp'
-        )
-        try:
-            with os.fdopen(fd, 'w') as f:
-                json.dump(dict(entries=entries), f, indent=1, sort_keys=True)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, json.dumps(dict(entries=entries), indent=1, sort_keys=True))
     except OSError as error:
         warnings.warn(
             f'could not write the precision cache {path} ({error}); the '
             'decision holds for this process only',
-            stacklevel=4,
+            stacklevel=5,
         )
+
+
+def _decide(device_type: str, ident: Dict[str, str], path: str, refresh: bool):
+    """Read the decision for ``ident`` from the cache, or measure and cache it."""
+    entries = _read_cache(path)
+    entry = entries.get(ident['key'])
+    if entry is not None and not _valid_entry(entry):
+        warnings.warn(
+            f'ignoring the malformed entry for this machine in the precision '
+            f'cache {path}; measuring again',
+            stacklevel=3,
+        )
+        entry = None
+    if not refresh and entry is not None:
+        times, source = dict(entry['times_ms']), 'cache'
+        dtype = DTYPES[entry['dtype']]
+    else:
+        times, source = probe_precision(device_type), 'measured'
+        dtype = choose_dtype(times)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        entries[ident['key']] = dict(
+            dtype=dtype_name(dtype),
+            times_ms=times,
+            device=ident['device'],
+            torch=torch.__version__,
+            measured_at=now.isoformat(timespec='seconds'),
+        )
+        _write_cache(path, entries)
+    decision = PrecisionDecision(
+        device_type, dtype, times, ident['device'], source, path
+    )
+    if source == 'measured':
+        logger.info('precision: %s', decision.reason)
+    return decision
 
 
 def precision_decision(
@@ -393,45 +426,10 @@ def precision_decision(
         >>> decision.dtype in (torch.float32, torch.bfloat16)
         True
     """
-    _check_device_type(device_type)
+    check_device_type(device_type)
     ident = _cache_key(device_type)
     path = precision_cache_file()
     memo_key = f'{path}|{ident["key"]}'
-    if not refresh and memo_key in _DECISIONS:
-        return _DECISIONS[memo_key]
-    entries = _read_cache(path)
-    entry = entries.get(ident['key'])
-    if entry is not None and not _valid_entry(entry):
-        warnings.warn(
-            f'ignoring the malformed entry for this machine in the precision '
-            f'cache {path}; measuring again',
-            stacklevel=2,
-        )
-        entry = None
-    if not refresh and entry is not None:
-        decision = PrecisionDecision(
-            device_type,
-            _BY_NAME[entry['dtype']],
-            dict(entry['times_ms']),
-            ident['device'],
-            'cache',
-            path,
-        )
-    else:
-        times = probe_precision(device_type)
-        decision = PrecisionDecision(
-            device_type, choose_dtype(times), times, ident['device'], 'measured', path
-        )
-        entries[ident['key']] = dict(
-            dtype=DTYPE_NAMES[decision.dtype],
-            times_ms=times,
-            device=ident['device'],
-            torch=torch.__version__,
-            measured_at=datetime.datetime.now(datetime.timezone.utc).isoformat(
-                timespec='seconds'
-            ),
-        )
-        _write_cache(path, entries)
-        logger.info('precision: %s', decision.reason)
-    _DECISIONS[memo_key] = decision
-    return decision
+    if refresh or memo_key not in _DECISIONS:
+        _DECISIONS[memo_key] = _decide(device_type, ident, path, refresh)
+    return _DECISIONS[memo_key]
