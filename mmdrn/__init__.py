@@ -1,22 +1,12 @@
 """mmdrn: Dilated Residual Networks for timm, MMSegmentation and mmpretrain.
 
 ``import mmdrn`` registers the ``drn_*`` timm models and needs only torch and
-timm. The OpenMMLab layer (config type names, hooks, mmengine integration) is
-:mod:`mmdrn.openmmlab`; ``import mmdrn`` loads it too when mmengine is
-already imported (a config's ``custom_imports=dict(imports=['mmdrn'])``, the
-tools) and MMSegmentation or mmpretrain is installed, so configs need nothing
-else.
+timm; it does the same whatever was imported before. The OpenMMLab layer
+(config type names, hooks, the ``drn://`` scheme) is :mod:`mmdrn.openmmlab`,
+which configs name in ``custom_imports=dict(imports=['mmdrn.openmmlab'])``.
 """
-
-import importlib.util
-import sys
 
 from . import backbones  # noqa: F401  (registers the drn_* timm models)
 from .version import __version__
-
-if 'mmengine' in sys.modules and any(
-    importlib.util.find_spec(name) for name in ('mmseg', 'mmpretrain')
-):
-    from . import openmmlab  # noqa: F401
 
 __all__ = ['__version__']

@@ -115,3 +115,14 @@ def hub_cache(tmp_path, monkeypatch):
     """torch.hub's checkpoint directory, in a fresh temporary folder."""
     monkeypatch.setattr(torch.hub, '_hub_dir', str(tmp_path / 'hub'))
     return tmp_path / 'hub' / 'checkpoints'
+
+
+@pytest.fixture
+def mmengine_checkpoints():
+    """mmengine's training checkpoints load with ``weights_only=True`` during
+    the test (``mmdrn.openmmlab.compat``), as in a run whose config switches
+    it on; the allow-list is restored afterwards."""
+    from mmdrn.openmmlab.compat import mmengine_checkpoints_allowed
+
+    with mmengine_checkpoints_allowed():
+        yield

@@ -27,11 +27,12 @@ train_cfg.max_iters=200`` for a quicker, weaker run.
 
 import argparse
 import glob
-import importlib.util
+import json
 import os
 import os.path as osp
+import subprocess
+import sys
 import time
-from types import ModuleType
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -43,14 +44,12 @@ DEFAULT_CONFIG = osp.normpath(
 )
 
 
-def _load_tool(name: str) -> ModuleType:
-    """Import ``tools/<name>.py`` by path (``import test`` is the stdlib's)."""
-    spec = importlib.util.spec_from_file_location(
-        f'mmdrn_tools_{name}', osp.join(HERE, f'{name}.py')
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _run_tool(name: str, args: List[str]) -> None:
+    """Run ``tools/<name>.py`` in its own process; its failure is the demo's."""
+    command = [sys.executable, osp.join(HERE, f'{name}.py'), *args]
+    status = subprocess.run(command).returncode
+    if status != 0:
+        raise SystemExit(f'[demo] tools/{name}.py failed with exit status {status}')
 
 
 def save_overview(
@@ -135,14 +134,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     start = time.time()
-    train, test = _load_tool('train'), _load_tool('test')
     from mmengine.config import Config
 
     from mmdrn.datasets import PALETTE, generate_demo_scenes
 
     # The datasets would draw the scenes themselves (generate=True); doing it
     # here first shows what happens.
-    data_root = Config.fromfile(args.config).train_dataloader.dataset.data_root
+    data_root = Config.fromfile(args.config).val_dataloader.dataset.data_root
     print(f'[demo] data: {data_root} (drawn on first use)', flush=True)
     meta = generate_demo_scenes(data_root)
     print(
@@ -157,8 +155,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
         f'--amp {args.amp}',
         flush=True,
     )
-    train.main(
-        [args.config, '--work-dir', args.work_dir, '--amp', args.amp, *args.tool_args]
+    _run_tool(
+        'train',
+        [args.config, '--work-dir', args.work_dir, '--amp', args.amp, *args.tool_args],
     )
     with open(osp.join(args.work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
@@ -167,13 +166,14 @@ def main(argv: Optional[List[str]] = None) -> dict:
     show_dir = osp.join(args.work_dir, 'pictures')
     pred_dir = osp.join(args.work_dir, 'predictions')
     print(f'[demo] testing: tools/test.py {args.config} {checkpoint}', flush=True)
-    # mmengine keeps one visualizer per name in a process: the test run needs
-    # its own, or the pictures would go to the training run's directory.
-    rename = ['--cfg-options', 'visualizer.name=drn_demo_test']
-    metrics = test.main(
-        [args.config, checkpoint, '--work-dir', args.work_dir]
-        + ['--show-dir', show_dir, '--out', pred_dir, *rename, *args.tool_args]
+    metrics_file = osp.join(args.work_dir, 'metrics.json')
+    _run_tool(
+        'test',
+        [args.config, checkpoint, '--work-dir', args.work_dir, '--show-dir', show_dir]
+        + ['--out', pred_dir, '--metrics', metrics_file, *args.tool_args],
     )
+    with open(metrics_file, encoding='utf-8') as f:
+        metrics = json.load(f)
     overview = save_overview(
         data_root, pred_dir, osp.join(args.work_dir, 'overview.png'), PALETTE
     )

@@ -3,7 +3,8 @@
 #
 #   GPUS=16 bash tools/slurm_train.sh PARTITION JOB_NAME CONFIG [train.py options...]
 #
-# GPUS (total, default 4), GPUS_PER_NODE (default 4; 0 for CPU-only nodes),
+# GPUS (total, default 4), GPUS_PER_NODE (default 4; CPU-only nodes: run
+# tools/dist_train.sh in the allocation instead, mmengine's slurm setup needs GPUs),
 # CPUS_PER_TASK (default 5), SRUN_ARGS (extra srun arguments),
 # PYTHON (else the interpreter find_python.sh finds).
 #

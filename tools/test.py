@@ -3,7 +3,8 @@
 A thin wrapper on mmengine's ``Runner``, like ``tools/train.py``. The
 checkpoint must fit the config's model (every key, every shape); a file of
 another model is refused with an error that says what it holds
-(:class:`mmdrn.openmmlab.engine.StrictLoadHook`).
+(:class:`mmdrn.openmmlab.checkpoint.StrictLoadHook`). ``--metrics FILE``
+keeps the metrics as JSON.
 
 Examples::
 
@@ -16,10 +17,13 @@ Examples::
 """
 
 import argparse
+import json
 import os
 from typing import Any, List, Optional
 
 from mmengine.config import DictAction
+
+from mmdrn.openmmlab.runtime import LAUNCHERS
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -39,6 +43,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='keep the predictions: a directory of PNGs (MMSeg) or a pickle '
         'file (mmpretrain)',
     )
+    parser.add_argument('--metrics', help='write the metrics to this JSON file')
     parser.add_argument('--show', action='store_true', help='show predictions')
     parser.add_argument(
         '--show-dir',
@@ -82,7 +87,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     )
     parser.add_argument(
         '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        choices=LAUNCHERS,
         default='none',
         help='job launcher',
     )
@@ -98,23 +103,28 @@ def main(argv: Optional[List[str]] = None) -> Any:
     args = parse_args(argv)
     if args.cpu:
         os.environ['CUDA_VISIBLE_DEVICES'] = '-1'
+    from mmengine.dist import is_main_process
     from mmengine.runner import Runner
 
-    import mmdrn.openmmlab  # noqa: F401  (registration, safe checkpoint loading)
-    from mmdrn.openmmlab.engine import (
-        StrictLoadHook,
+    from mmdrn.openmmlab.checkpoint import StrictLoadHook
+    from mmdrn.openmmlab.hooks import FastInferenceHook
+    from mmdrn.openmmlab.runtime import (
         load_tool_config,
         register_scope,
         setup_device,
+        setup_hooks,
         setup_out,
         setup_show_dir,
         teardown_distributed,
     )
+    from mmdrn.utils.file_io import atomic_write
 
     cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.load_from = args.checkpoint
     scope = register_scope(cfg)
     setup_device(cfg, args.launcher)
+    # mmengine's training checkpoints load under torch >= 2.6 (mmdrn.openmmlab.compat)
+    setup_hooks(cfg, only=['CheckpointCompatHook'])
     setup_show_dir(cfg, scope, args.show_dir, args.show, args.wait_time)
     setup_out(cfg, scope, args.out)
     if args.tta:
@@ -132,13 +142,14 @@ def main(argv: Optional[List[str]] = None) -> Any:
     # would give a metric that looks like a result.
     runner.register_hook(StrictLoadHook(args.checkpoint, args.allow_partial_load))
     if args.fast:
-        from mmdrn.openmmlab.engine import FastInferenceHook
-
         runner.register_hook(
             FastInferenceHook(dtype=args.fast_dtype, compile=args.compile)
         )
     with teardown_distributed():
-        return runner.test()
+        metrics = runner.test()
+        if args.metrics and is_main_process():
+            atomic_write(args.metrics, json.dumps(metrics, indent=1, default=float))
+    return metrics
 
 
 if __name__ == '__main__':

@@ -1,9 +1,11 @@
 """Train a model from an MMSegmentation or mmpretrain config.
 
-A thin wrapper on mmengine's ``Runner``: the codebase is chosen from the
-config's ``default_scope``; ``import mmdrn.openmmlab`` registers mmdrn's
-components, makes mmengine's checkpoints loadable with ``weights_only=True``
-and its checkpoint writes atomic (see the README for switching these off).
+Argument parsing plus mmengine's ``Runner``: each flag becomes a config
+edit (:mod:`mmdrn.openmmlab.runtime`), so the config says how the run
+behaves. A config that lacks the hooks of ``configs/_base_/mmdrn_runtime.py``
+(checkpoint compatibility, NaN guard, pre-emption, random state) gets them;
+datasets get the data checks (``CheckedDataset``) unless
+``data_checks=dict(enabled=False)``.
 
 Examples::
 
@@ -17,12 +19,12 @@ Examples::
 
 On SIGTERM (and each ``--preempt-signal``) training finishes the iteration in
 progress, saves a checkpoint that ``--resume`` continues from, and exits with
-status 75 (``mmdrn.openmmlab.engine.PREEMPTED_EXIT_CODE``) for the job script
+status 75 (``mmdrn.openmmlab.hooks.PREEMPTED_EXIT_CODE``) for the job script
 to requeue on; see ``PreemptionHook``.
 
 Without CUDA (or with ``--cpu``) any config runs on CPU: SyncBN becomes BN,
 ``--amp`` uses bfloat16 where it was measured faster than float32 (see
-:func:`mmdrn.openmmlab.engine.setup_amp`), and distributed runs use the gloo backend.
+:func:`mmdrn.openmmlab.runtime.setup_amp`), and distributed runs use the gloo backend.
 """
 
 import argparse
@@ -31,14 +33,12 @@ from typing import Any, List, Optional
 
 from mmengine.config import DictAction
 
-# mmdrn.openmmlab.engine.AMP_MODES (a test checks they agree); mmdrn itself is imported
-# in main(), after --cpu has hidden the GPUs.
-AMP_MODES = ('auto', 'bf16', 'fp16', 'off')
+# Importing torch does not initialise CUDA: --cpu can still hide the GPUs.
+from mmdrn.openmmlab.hooks.preemption import parse_signal
+from mmdrn.openmmlab.runtime import AMP_MODES, LAUNCHERS
 
 
 def _signal_name(value: str) -> str:
-    from mmdrn.openmmlab.engine.preemption import parse_signal
-
     try:
         return parse_signal(value).name
     except ValueError as err:
@@ -57,7 +57,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='resume from CHECKPOINT (an error unless it is a complete training '
         'checkpoint), or without a value from the newest complete one in the work '
         'dir, skipping damaged files with a warning, else start from scratch '
-        '(mmdrn.openmmlab.engine.resume)',
+        '(mmdrn.openmmlab.checkpoint)',
     )
     parser.add_argument(
         '--amp',
@@ -83,7 +83,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     )
     parser.add_argument(
         '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        choices=LAUNCHERS,
         default='none',
         help='job launcher',
     )
@@ -117,16 +117,14 @@ def main(argv: Optional[List[str]] = None) -> Any:
         os.environ['CUDA_VISIBLE_DEVICES'] = '-1'
     from mmengine.runner import Runner
 
-    import mmdrn.openmmlab  # noqa: F401  (registration, safe checkpoint loading)
+    from mmdrn.openmmlab.checkpoint import setup_resume
     from mmdrn.openmmlab.datasets import add_data_checks, check_class_weights
-    from mmdrn.openmmlab.engine import (
-        add_nan_guard,
-        add_preemption_hook,
+    from mmdrn.openmmlab.runtime import (
         load_tool_config,
         register_scope,
         setup_amp,
         setup_device,
-        setup_resume,
+        setup_hooks,
         teardown_distributed,
     )
 
@@ -135,11 +133,7 @@ def main(argv: Optional[List[str]] = None) -> Any:
     device = setup_device(cfg, args.launcher)
     setup_resume(cfg, args.resume)
     setup_amp(cfg, device, args.amp)
-    # Stop at the first NaN/Inf loss, before a broken checkpoint is written.
-    add_nan_guard(cfg)
-    if not args.no_preempt:
-        add_preemption_hook(cfg, args.preempt_signal)
-    # Broken files name themselves; label maps are checked (cfg.data_checks).
+    setup_hooks(cfg, preempt=not args.no_preempt, signals=args.preempt_signal)
     add_data_checks(cfg)
 
     runner = Runner.from_cfg(cfg)

@@ -9,6 +9,7 @@ _base_ = [
     '../_base_/models/cam_drn-d8.py',
     '../_base_/datasets/voc12aug_drn-512x512.py',
     'mmseg::_base_/default_runtime.py',
+    '../_base_/mmdrn_runtime.py',
 ]
 crop_size = (512, 512)
 max_iters = 20000

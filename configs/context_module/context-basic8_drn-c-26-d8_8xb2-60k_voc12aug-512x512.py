@@ -16,6 +16,7 @@ _base_ = [
     '../_base_/models/context_drn-d8.py',
     '../_base_/datasets/voc12aug_drn-512x512.py',
     'mmseg::_base_/default_runtime.py',
+    '../_base_/mmdrn_runtime.py',
     '../_base_/schedules/schedule_context-60k.py',
 ]
 crop_size = (512, 512)

@@ -6,6 +6,7 @@ _base_ = [
     '../_base_/models/deeplabv3_drn-d16.py',
     '../_base_/datasets/voc12aug_deeplabv3-513x513.py',
     'mmseg::_base_/default_runtime.py',
+    '../_base_/mmdrn_runtime.py',
     '../_base_/schedules/schedule_deeplabv3-30k.py',
 ]
 crop_size = (513, 513)

@@ -6,6 +6,7 @@ _base_ = [
     '../_base_/models/deeplabv3_drn-d16.py',
     '../_base_/datasets/cityscapes_deeplabv3-769x769.py',
     'mmseg::_base_/default_runtime.py',
+    '../_base_/mmdrn_runtime.py',
     '../_base_/schedules/schedule_deeplabv3-30k.py',
 ]
 crop_size = (769, 769)

@@ -13,6 +13,7 @@ _base_ = [
     '../_base_/models/fcn_drn-d8.py',
     '../_base_/datasets/drn_demo.py',
     'mmseg::_base_/default_runtime.py',
+    '../_base_/mmdrn_runtime.py',
     './_base_/schedule_drn-demo-1k.py',
 ]
 crop_size = (64, 64)

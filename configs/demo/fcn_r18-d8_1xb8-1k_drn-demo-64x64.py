@@ -10,6 +10,7 @@ _base_ = [
     'mmseg::_base_/models/fcn_r50-d8.py',
     '../_base_/datasets/drn_demo.py',
     'mmseg::_base_/default_runtime.py',
+    '../_base_/mmdrn_runtime.py',
     './_base_/schedule_drn-demo-1k.py',
 ]
 custom_imports = dict(imports=['mmdrn.openmmlab'], allow_failed_imports=False)

@@ -6,6 +6,7 @@ _base_ = [
     '../_base_/models/fcn_drn-d8.py',
     '../_base_/datasets/cityscapes_drn-896x896.py',
     'mmseg::_base_/default_runtime.py',
+    '../_base_/mmdrn_runtime.py',
     '../_base_/schedules/schedule_drn-cityscapes-250e.py',
 ]
 crop_size = (896, 896)

@@ -7,6 +7,7 @@ _base_ = [
     '../_base_/datasets/imagenet_bs32_drn.py',
     '../_base_/schedules/imagenet_bs256_120e.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/mmdrn_runtime.py',
 ]
 model = dict(
     backbone=dict(type='DRN_D', depth=105, out_indices=(7,)),

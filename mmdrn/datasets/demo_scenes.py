@@ -290,6 +290,26 @@ def _write_split(
         Image.fromarray(label, mode='L').save(os.path.join(ann_dir, name))
 
 
+def _write_dataset(root: str, meta: Dict[str, object]) -> None:
+    """Draw both splits into a temporary sibling of ``root``, then rename it."""
+    parent = os.path.dirname(os.path.abspath(root))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix='.drn_demo-', dir=parent)
+    size, seed = tuple(meta['size']), meta['seed']
+    try:
+        _write_split(tmp, 'train', meta['num_train'], size, seed)
+        _write_split(tmp, 'val', meta['num_val'], size, seed)
+        with open(os.path.join(tmp, 'meta.json'), 'w') as f:
+            json.dump(meta, f, indent=2)
+        try:
+            os.rename(tmp, root)
+        except OSError:
+            if not os.path.isdir(root):  # not the benign race: re-raise
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def generate_demo_scenes(
     root: str,
     num_train: int = 1000,
@@ -331,21 +351,7 @@ def generate_demo_scenes(
         classes=list(CLASSES),
     )
     if not os.path.exists(root):
-        parent = os.path.dirname(os.path.abspath(root))
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix='.drn_demo-', dir=parent)
-        try:
-            _write_split(tmp, 'train', num_train, tuple(size), seed)
-            _write_split(tmp, 'val', num_val, tuple(size), seed)
-            with open(os.path.join(tmp, 'meta.json'), 'w') as f:
-                json.dump(meta, f, indent=2)
-            try:
-                os.rename(tmp, root)
-            except OSError:
-                if not os.path.isdir(root):  # not the benign race: re-raise
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        _write_dataset(root, meta)
     meta_file = os.path.join(root, 'meta.json')
     found = None
     if os.path.isfile(meta_file):

@@ -78,9 +78,10 @@ def _refusal(path: str, err: Exception) -> CheckpointError:
     if found is not None and found.group(1) == _MMENGINE_HISTORY:
         return CheckpointError(
             f'cannot read {path!r} yet: it is an mmengine checkpoint (it holds '
-            f'{found.group(1)}); import mmdrn.openmmlab first, which allows '
-            f"exactly mmengine's own objects in a weights-only load (unless "
-            f'MMDRN_MMENGINE_ALLOWLIST=0)'
+            f"{found.group(1)}); allow exactly mmengine's own objects in a "
+            f'weights-only load first: mmdrn.openmmlab.compat.'
+            f'enable_mmengine_checkpoints(), or in a config custom_hooks=['
+            f"dict(type='CheckpointCompatHook', mmengine_checkpoints=True)]"
         )
     if found is not None:
         return CheckpointError(

@@ -14,7 +14,7 @@ worst a temporary file remains next to it, which the first write into that
 directory by a later process removes (:func:`remove_stale_temp_files`).
 
 mmengine's checkpoint writing uses the same functions through
-:class:`mmdrn.openmmlab.engine.atomic_io.AtomicLocalBackend`.
+:class:`mmdrn.openmmlab.compat.AtomicLocalBackend`.
 """
 
 import contextlib
@@ -136,6 +136,28 @@ def _commit(tmp: str, path: str, overwrite: bool) -> None:
         os.replace(tmp, path)
 
 
+def _write_temp(tmp: str, data: Union[bytes, bytearray, memoryview], path: str) -> None:
+    """Create ``tmp`` and write ``data`` to it, synced; errors name ``path``."""
+    # 0o666 like open(): the umask applies, so permissions match a plain write.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0)
+    fd = os.open(tmp, flags, 0o666)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    except OSError as err:
+        if err.errno is None:
+            raise
+        # os.write's and fsync's errors (e.g. ENOSPC) name no file: name it,
+        # and say what was kept. The errno (and OSError subclass) stay.
+        raise OSError(
+            err.errno,
+            f'{err.strerror}: writing {path} failed; the file was left as it '
+            f'was and the temporary file removed',
+        ) from err
+    finally:
+        os.close(fd)
+
+
 def atomic_write(
     path: PathLike,
     data: Union[bytes, bytearray, memoryview, str],
@@ -182,25 +204,8 @@ def atomic_write(
     # Hidden, unique, and short enough for NAME_MAX even for long names.
     name = os.path.basename(path)[:200]
     tmp = os.path.join(directory, f'.{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp')
-    # 0o666 like open(): the umask applies, so permissions match a plain write.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0)
-    fd = os.open(tmp, flags, 0o666)
     try:
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        except OSError as err:
-            if err.errno is None:
-                raise
-            # os.write's and fsync's errors (e.g. ENOSPC) name no file: name
-            # it, and say what was kept. The errno (and OSError subclass) stay.
-            raise OSError(
-                err.errno,
-                f'{err.strerror}: writing {path} failed; the file was left as '
-                f'it was and the temporary file removed',
-            ) from err
-        finally:
-            os.close(fd)
+        _write_temp(tmp, data, path)
         _commit(tmp, path, overwrite)
     finally:
         # after os.replace the name is gone; after a hard link it is a

@@ -7,19 +7,14 @@ left-right flips, the DeepLabv3 paper's protocol). The prediction the tool
 writes is checked against the views' softmax probabilities averaged here.
 """
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from _config_utils import CONFIG_DIR, build_model, leaf_datasets, load, use_scope
 from PIL import Image
+from tool_runner import check, run_tool
 
 import mmdrn  # noqa: F401  (registers the DRN components)
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test_tools'))
-from tool_runner import check, run_tool  # noqa: E402
 
 # config -> number of views per image (scales x flips)
 CASES = {

@@ -1,4 +1,4 @@
-"""Tests of the OpenMMLab layer's registration and its process-wide changes."""
+"""Tests of the OpenMMLab layer's registration."""
 
 import json
 import os
@@ -9,17 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmengine.fileio import LocalBackend, get_file_backend
-from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 from mmseg.registry import MODELS as SEG_MODELS
 
-import mmdrn.openmmlab
-from mmdrn.openmmlab.engine.atomic_io import AtomicLocalBackend
-from mmdrn.openmmlab.mmengine_compat import (
-    history_buffer_method,
-    load_from_local_weights_only,
-)
+import mmdrn.openmmlab  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 BLOCKER = """
@@ -86,7 +79,7 @@ def test_timm_backbone_wrappers_build_drn_and_run():
 
 
 @pytest.mark.parametrize('mmengine_first', [False, True])
-def test_import_mmdrn_loads_the_openmmlab_layer_only_after_mmengine(mmengine_first):
+def test_import_mmdrn_never_loads_the_openmmlab_layer(mmengine_first):
     first = 'import mmengine' if mmengine_first else ''
     result = _run(
         f"""
@@ -96,13 +89,12 @@ def test_import_mmdrn_loads_the_openmmlab_layer_only_after_mmengine(mmengine_fir
         print(json.dumps('mmdrn.openmmlab' in sys.modules))
         """
     )
-    assert result is mmengine_first
+    assert result is False
 
 
-@pytest.mark.parametrize('module', ['mmdrn', 'mmdrn.openmmlab'])
-def test_config_custom_imports_register_drn(tmp_path, module):
+def test_config_custom_imports_register_drn(tmp_path):
     config = tmp_path / 'cfg.py'
-    config.write_text(f'custom_imports = dict(imports=[{module!r}])\n')
+    config.write_text("custom_imports = dict(imports=['mmdrn.openmmlab'])\n")
     result = _run(
         f"""
         import json
@@ -145,76 +137,3 @@ def test_registers_into_whichever_codebase_is_installed(blocked, scopes, heads):
     checks = ['BadSampleError', 'CheckSegLabels', 'CheckedDataset']
     checks += ['add_data_checks', 'check_class_weights']
     assert result['datasets'] == ['POSITIONS', 'FixedCrop', *checks] + demo
-
-
-def test_process_wide_changes_are_on_by_default():
-    assert CheckpointLoader._schemes[''] is load_from_local_weights_only
-    assert type(get_file_backend('work_dirs/iter_1.pth')) is AtomicLocalBackend
-    names = [
-        g[1] for g in torch.serialization.get_safe_globals() if isinstance(g, tuple)
-    ]
-    assert 'builtins.getattr' in names
-
-
-def test_each_process_wide_change_can_be_undone_and_redone():
-    om = mmdrn.openmmlab
-    om.unregister_mmengine_loader()
-    om.disable_atomic_checkpoints()
-    om.disallow_mmengine_checkpoints()
-    try:
-        assert CheckpointLoader._schemes[''] is not load_from_local_weights_only
-        assert type(get_file_backend('work_dirs/iter_1.pth')) is LocalBackend
-        allowed = torch.serialization.get_safe_globals()
-        assert (history_buffer_method, 'builtins.getattr') not in allowed
-    finally:
-        om.register_mmengine_loader()
-        om.enable_atomic_checkpoints()
-        om.allow_mmengine_checkpoints()
-    test_process_wide_changes_are_on_by_default()
-
-
-def test_environment_variables_switch_each_change_off():
-    code = """
-        import json, torch
-        import mmdrn.openmmlab
-        from mmengine.fileio import get_file_backend
-        from mmengine.runner.checkpoint import CheckpointLoader
-        names = [g[1] for g in torch.serialization.get_safe_globals()
-                 if isinstance(g, tuple)]
-        print(json.dumps(dict(
-            loader=CheckpointLoader._schemes[''].__module__,
-            backend=type(get_file_backend('work_dirs/iter_1.pth')).__name__,
-            allowlist='builtins.getattr' in names,
-        )))
-        """
-    off = _run(
-        code,
-        MMDRN_SAFE_LOAD='0',
-        MMDRN_ATOMIC_CHECKPOINTS='0',
-        MMDRN_MMENGINE_ALLOWLIST='0',
-    )
-    assert off == dict(
-        loader='mmengine.runner.checkpoint', backend='LocalBackend', allowlist=False
-    )
-    on = _run(code)
-    assert on == dict(
-        loader='mmdrn.openmmlab.mmengine_compat',
-        backend='AtomicLocalBackend',
-        allowlist=True,
-    )
-
-
-def test_a_switch_other_than_0_or_1_is_refused():
-    proc = subprocess.run(
-        [sys.executable, '-c', 'import mmdrn.openmmlab'],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT), MMDRN_SAFE_LOAD='off'),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 1
-    assert (
-        "ValueError: MMDRN_SAFE_LOAD must be '0' (off) or '1' (on, the default), "
-        "got 'off'"
-    ) in proc.stderr

@@ -25,9 +25,9 @@ from mmseg.registry import MODELS
 import mmdrn.openmmlab  # noqa: F401  (registration)
 from mmdrn.backbones.drn import DRN
 from mmdrn.necks import ASPP, ContextModule
-from mmdrn.openmmlab.engine.nan_guard import NaNGuardHook
 from mmdrn.openmmlab.evaluation import ImageNetLocMetric
 from mmdrn.openmmlab.heads import CAMHead, CAMSegHead
+from mmdrn.openmmlab.hooks.nan_guard import NaNGuardHook
 
 SETTINGS = settings(
     max_examples=30,

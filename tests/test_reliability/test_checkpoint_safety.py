@@ -8,7 +8,6 @@ shape mismatches must give errors that say what is wrong.
 """
 
 import functools
-import importlib.util
 import io
 import os
 import pickle
@@ -26,12 +25,13 @@ from mmengine.runner.checkpoint import CheckpointLoader, load_checkpoint
 from mmseg.registry import MODELS
 from PIL import Image
 
-import mmdrn.openmmlab  # noqa: F401  (registration, mmengine allow-list)
+import mmdrn.openmmlab  # noqa: F401  (registration)
 from mmdrn.backbones import DRN, load_drn_weights
 from mmdrn.datasets import generate_demo_scenes
-from mmdrn.openmmlab.mmengine_compat import (
+from mmdrn.openmmlab.compat import (
+    disable_safe_loading,
+    enable_safe_loading,
     load_from_local_weights_only,
-    register_mmengine_loader,
 )
 from mmdrn.utils import CheckpointError, load_file
 
@@ -95,10 +95,9 @@ def malicious(tmp_path):
 @pytest.fixture
 def mmengine_loader():
     """mmdrn's loader for plain paths in mmengine, restored afterwards."""
-    saved = CheckpointLoader._schemes['']
-    register_mmengine_loader()
+    enable_safe_loading()
     yield
-    CheckpointLoader._schemes[''] = saved
+    disable_safe_loading()
 
 
 class _UnsafeUnpickler(pickle.Unpickler):
@@ -168,13 +167,10 @@ def test_mm_backbone_init_cfg_pretrained_refuses(malicious):
         backbone.init_weights()
 
 
-def test_mmengine_loader_refuses_even_without_mmdrns_loader(malicious, monkeypatch):
+def test_mmengine_loader_refuses_even_without_mmdrns_loader(malicious):
     """mmengine's own loader relies on torch's weights_only default."""
     path, _ = malicious
-    # import mmdrn.openmmlab installed its loader: put mmengine's stock one back
-    monkeypatch.setitem(
-        CheckpointLoader._schemes, '', mmengine_checkpoint.load_from_local
-    )
+    assert CheckpointLoader._schemes[''] is mmengine_checkpoint.load_from_local
     with pytest.raises(pickle.UnpicklingError, match=f'GLOBAL {REFUSED_CALL}'):
         load_checkpoint(torch.nn.Linear(1, 1), str(path))
 
@@ -201,7 +197,9 @@ def test_mmengine_loader_keeps_mmengines_missing_file_error(tmp_path, mmengine_l
         load_checkpoint(torch.nn.Linear(1, 1), str(tmp_path / 'missing.pth'))
 
 
-def test_mmengine_loader_still_loads_mmengine_checkpoints(tmp_path, mmengine_loader):
+def test_mmengine_loader_still_loads_mmengine_checkpoints(
+    tmp_path, mmengine_loader, mmengine_checkpoints
+):
     from mmengine.logging import HistoryBuffer
 
     path = tmp_path / 'ok.pth'
@@ -219,7 +217,7 @@ def test_mmengine_loader_still_loads_mmengine_checkpoints(tmp_path, mmengine_loa
 
 _TOOL_CONFIG = """
 default_scope = 'mmseg'
-custom_imports = dict(imports=['mmdrn'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmdrn.openmmlab'], allow_failed_imports=False)
 model = dict(
     type='EncoderDecoder',
     data_preprocessor=dict(type='SegDataPreProcessor', mean=[128.0] * 3,
@@ -259,13 +257,15 @@ def tool_config(tmp_path_factory):
     return config
 
 
-def _load_tool(name, folder='tools'):
-    spec = importlib.util.spec_from_file_location(
-        f'_tool_{name}', ROOT / folder / f'{name}.py'
+def _run_tool(path, args, cwd):
+    return subprocess.run(
+        [sys.executable, str(ROOT / path), *args],
+        cwd=cwd,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1'),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_tools_test_py_refuses_in_a_separate_process(tmp_path, tool_config, malicious):
@@ -299,10 +299,10 @@ def test_tools_train_py_refuses_to_resume_or_load(
     tmp_path, tool_config, malicious, args
 ):
     path, _ = malicious
-    train = _load_tool('train')
     argv = [str(tool_config), '--work-dir', str(tmp_path / 'work'), *args(str(path))]
-    with pytest.raises((CheckpointError, pickle.UnpicklingError), match=REFUSED_CALL):
-        train.main(argv)
+    proc = _run_tool('tools/train.py', argv, tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert f'would call {REFUSED_CALL}' in proc.stderr, proc.stderr[-3000:]
     assert not list((tmp_path / 'work').glob('*.pth'))  # nothing was trained
 
 
@@ -310,11 +310,10 @@ def test_tools_cam_demo_refuses(tmp_path, malicious):
     path, _ = malicious
     image = tmp_path / 'img.png'
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
-    cam_demo = _load_tool('cam_demo', 'tools/analysis_tools')
-    with pytest.raises(CheckpointError, match=f'would call {REFUSED_CALL}'):
-        cam_demo.main(
-            [str(image), '--checkpoint', str(path), '--out', str(tmp_path / 'o.png')]
-        )
+    args = [str(image), '--checkpoint', str(path), '--out', str(tmp_path / 'o.png')]
+    proc = _run_tool('tools/analysis_tools/cam_demo.py', args, tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert f'would call {REFUSED_CALL}' in proc.stderr, proc.stderr[-3000:]
     assert not (tmp_path / 'o.png').exists()
 
 
@@ -467,6 +466,12 @@ def test_timm_and_mm_paths_drop_a_mismatched_classifier(tmp_path):
     assert torch.equal(backbone.layer8[0].conv1.weight, source['layer8.0.conv1.weight'])
 
 
-def test_import_mmdrn_routes_mmengine_loading_through_load_file():
-    # every fixture above restores mmengine's loader; mmdrn.openmmlab set this one
-    assert CheckpointLoader._schemes[''] is load_from_local_weights_only
+def test_safe_loading_is_switched_on_and_off_by_name():
+    # importing mmdrn.openmmlab leaves mmengine's loader alone
+    assert CheckpointLoader._schemes[''] is mmengine_checkpoint.load_from_local
+    enable_safe_loading()
+    try:
+        assert CheckpointLoader._schemes[''] is load_from_local_weights_only
+    finally:
+        disable_safe_loading()
+    assert CheckpointLoader._schemes[''] is mmengine_checkpoint.load_from_local

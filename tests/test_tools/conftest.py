@@ -11,3 +11,9 @@ def demo_data(tmp_path_factory) -> str:
     root = str(tmp_path_factory.mktemp('data') / 'drn_demo')
     generate_demo_scenes(root, num_train=8, num_val=2, size=(32, 32))
     return root
+
+
+@pytest.fixture(autouse=True)
+def _load_mmengine_checkpoints(mmengine_checkpoints):
+    """The tests read the training checkpoints the tools write."""
+    yield

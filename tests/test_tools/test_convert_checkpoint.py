@@ -5,7 +5,6 @@ in tests/test_converters.py.
 """
 
 import copy
-import importlib.util
 import os
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 import timm
 import torch
+from fake_datasets import IMAGENET_VAL, make_imagenet
 from mmengine.config import Config
 from tool_runner import check, run_tool
 
@@ -24,14 +24,6 @@ from mmdrn.utils import load_file
 REPO = Path(__file__).resolve().parents[2]
 TOOL = 'model_converters/convert_checkpoint.py'
 TENCROP_CONFIG = REPO / 'configs' / 'drn_cls' / 'drn-c-26_8xb32_in1k-10crop.py'
-
-
-def _module(path: Path, name: str):
-    # test helpers of other folders (tests/ is not a package)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -138,9 +130,8 @@ def test_converted_checkpoint_runs_in_tools_test_with_ten_crops(
     # is the mean of the 10 views' softmax scores of the original network.
     model, _ = fyu_file
     dst, _ = converted
-    fixtures = _module(REPO / 'tests' / 'test_configs' / 'conftest.py', '_fixtures')
     root = tmp_path / 'imagenet'
-    fixtures._make_imagenet(root, np.random.default_rng(0))
+    make_imagenet(root, np.random.default_rng(0))
     crops = [f'tta_pipeline.2.transforms.0.{i}.crop_size=32' for i in range(5)]
     args = [str(TENCROP_CONFIG), str(dst), '--tta', '--work-dir', str(tmp_path / 'wd')]
     args += ['--out', str(tmp_path / 'preds.pkl'), '--cfg-options']
@@ -151,7 +142,7 @@ def test_converted_checkpoint_runs_in_tools_test_with_ten_crops(
     ]
     check(run_tool('test.py', args + crops, cwd=str(tmp_path), timeout=600))
     preds = mmengine.load(tmp_path / 'preds.pkl')
-    assert len(preds) == len(fixtures.IMAGENET_VAL)
+    assert len(preds) == len(IMAGENET_VAL)
 
     # the same 10 views through the timm network with the original weights
     cfg = Config.fromfile(str(TENCROP_CONFIG))

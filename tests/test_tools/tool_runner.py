@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-import mmdrn.openmmlab  # noqa: F401  (load_file reads mmengine checkpoints)
+from mmdrn.openmmlab.compat import mmengine_checkpoints_allowed
 from mmdrn.utils import load_file
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -121,7 +121,7 @@ def write_tiny_config(
 ) -> str:
     """Write the tiny config to ``path`` and return ``path``."""
     text = TINY_CONFIG.format(
-        imports=['mmdrn'] + list(imports or []),
+        imports=['mmdrn.openmmlab'] + list(imports or []),
         norm=norm,
         norm_extra=', num_groups=4' if norm == 'GN' else '',
         flip="dict(type='RandomFlip', prob=0.5)," if flip else '',
@@ -166,7 +166,8 @@ def check(proc) -> str:
 
 def weights(path: str) -> Dict[str, torch.Tensor]:
     """The model state dict of a checkpoint, loaded with weights_only=True."""
-    return load_file(path)['state_dict']
+    with mmengine_checkpoints_allowed():
+        return load_file(path)['state_dict']
 
 
 def scalars(work_dir: str) -> List[dict]:

@@ -23,12 +23,19 @@ train_dataloader = dict(
     num_workers=0,
     persistent_workers=False,
     sampler=dict(type='InfiniteSampler', shuffle=True),
+    # CheckedDataset: a broken training sample names its file and index, and
+    # label maps are checked against the classes, under any tool
+    # (mmdrn.openmmlab.datasets.checks; mmdrn's tools/train.py also wraps the
+    # validation and test datasets).
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        generate=True,
-        data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train'),
-        pipeline=train_pipeline,
+        type='CheckedDataset',
+        dataset=dict(
+            type=dataset_type,
+            data_root=data_root,
+            generate=True,
+            data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train'),
+            pipeline=train_pipeline,
+        ),
     ),
 )
 val_dataloader = dict(

@@ -1,13 +1,14 @@
 """FixedCrop, and the 10-crop evaluation of configs/drn_cls/*-10crop.py."""
 
 import copy
-import importlib.util
 from pathlib import Path
 
 import mmcv
 import numpy as np
 import pytest
 import torch
+from _config_utils import load as load_config
+from fake_datasets import IMAGENET_VAL, make_imagenet
 from mmcv.transforms import CenterCrop
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
@@ -18,20 +19,6 @@ from mmdrn.openmmlab.datasets import POSITIONS, FixedCrop
 REPO = Path(__file__).resolve().parents[3]
 CLS_CONFIGS = REPO / 'configs' / 'drn_cls'
 TENCROP_CONFIGS = sorted(CLS_CONFIGS.glob('*-10crop.py'))
-
-
-def _config_test_module(name: str):
-    # Helpers of the config tests: the ImageNet-layout generator (conftest.py)
-    # and the memoized config loader (_config_utils.py). tests/test_configs is
-    # not a package and is on sys.path only while its own tests run.
-    path = REPO / 'tests' / 'test_configs' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'_test_configs_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-load_config = _config_test_module('_config_utils').load
 
 
 # --- FixedCrop ------------------------------------------------------------
@@ -193,10 +180,9 @@ def _tta_dataset(cfg: Config, root: Path, resize: int = 256, crop: int = 224):
 
 @pytest.fixture(scope='module')
 def imagenet(tmp_path_factory):
-    fixtures = _config_test_module('conftest')
     root = tmp_path_factory.mktemp('tencrop') / 'imagenet'
-    fixtures._make_imagenet(root, np.random.default_rng(0))
-    return root, fixtures.IMAGENET_VAL
+    make_imagenet(root, np.random.default_rng(0))
+    return root, IMAGENET_VAL
 
 
 def _expected_views(path: Path, resize: int, crop: int):

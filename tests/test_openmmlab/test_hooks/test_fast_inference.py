@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from mmdrn.inference import InferenceModel
-from mmdrn.openmmlab.engine import FastInferenceHook
+from mmdrn.openmmlab.hooks import FastInferenceHook
 
 
 def _runner(model: nn.Module) -> types.SimpleNamespace:

@@ -6,8 +6,11 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmdrn.openmmlab.engine import find_resumable_checkpoint, setup_resume
-from mmdrn.openmmlab.engine.resume import inspect_training_checkpoint
+from mmdrn.openmmlab.checkpoint import (
+    find_resumable_checkpoint,
+    inspect_training_checkpoint,
+    setup_resume,
+)
 from mmdrn.utils import CheckpointError
 
 

@@ -1,32 +1,14 @@
 """Graceful pre-emption: save a resumable checkpoint when the job is told to stop.
 
-Cluster schedulers stop a job with a signal some time before they kill it:
-slurm sends SIGTERM (or, with ``--signal=USR1@120``, SIGUSR1 two minutes
-ahead), Kubernetes and cloud spot machines send SIGTERM. mmengine does not
-handle these signals, so everything trained since the last periodic
-checkpoint is lost.
-
-:class:`PreemptionHook` catches the signals, lets the current iteration
-finish, saves a checkpoint that ``tools/train.py --resume`` picks up
-(``iter_N.pth`` and the ``last_checkpoint`` pointer, through the
-``CheckpointHook``'s own bookkeeping, so ``max_keep_ckpts`` counts it) and
-ends the process with :data:`PREEMPTED_EXIT_CODE` (75, ``EX_TEMPFAIL`` of
-``sysexits.h``: "temporary failure, retry later"), a status distinct from
-success (0), from a crash (1) and from death by a signal (128 + n), for a
-job script or scheduler to requeue on.
-
-In a distributed run the ranks agree after every iteration through one
-all-reduce of a flag, so a signal that reaches any rank stops all of them
-after the same iteration; rank 0 alone writes the checkpoint, and no rank
-exits before it is complete. A launcher between the job script and the
-training processes (torchrun) reports its own status instead of theirs;
-when the environment variable :data:`PREEMPTED_MARKER_ENV` names a file,
-rank 0 writes the checkpoint's path there, so the launching script
-(``tools/dist_train.sh``) can exit with 75 itself.
-
-Resuming continues exactly where the run stopped for iteration-based loops
-(MMSegmentation's); an epoch-based loop (mmpretrain's) restarts the
-interrupted epoch from its first batch, as mmengine resumes epochs.
+Schedulers stop a job with a signal some time before they kill it (slurm:
+SIGTERM, or SIGUSR1 with ``--signal=USR1@120``; Kubernetes and spot machines:
+SIGTERM), and mmengine does not handle it: everything since the last
+periodic checkpoint is lost. :class:`PreemptionHook` lets the iteration in
+progress finish, saves it, and ends the process with
+:data:`PREEMPTED_EXIT_CODE` (75, ``EX_TEMPFAIL``) for the job script to
+requeue on; ``tools/train.py --resume`` continues from the file. The ranks
+of a distributed run stop after the same iteration. docs/reliability.md
+(section 5) has the details and the launchers.
 
 Example:
     >>> custom_hooks = [dict(type='PreemptionHook', signals=['SIGTERM', 'SIGUSR1'])]
@@ -39,20 +21,18 @@ import signal
 from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
-from mmengine.config import Config
 from mmengine.dist import all_reduce, barrier, get_world_size, is_main_process
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 
+from ...utils.file_io import atomic_write
 from ..registry import register_hook
-from .atomic_io import atomic_write
 
 __all__ = [
     'PREEMPTED_EXIT_CODE',
     'PREEMPTED_MARKER_ENV',
     'PreemptionHook',
     'TrainingPreempted',
-    'add_preemption_hook',
     'parse_signal',
 ]
 
@@ -260,53 +240,19 @@ class PreemptionHook(Hook):
 
     def _save(self, runner: Any, step: int) -> str:
         hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
-        if hook is not None and not hook.by_epoch:
-            path = hook.file_backend.join_path(
-                hook.out_dir, hook.filename_tmpl.format(step)
-            )
-            if runner.message_hub.get_info('last_ckpt') != path:
-                # The hook's own save: the same file name, max_keep_ckpts
-                # bookkeeping and last_checkpoint pointer as a periodic one.
-                hook._save_checkpoint(runner)
-            return path
-        # No iteration-based CheckpointHook: save iter_N.pth next to where
-        # the hook saves (or in the work dir), and point last_checkpoint at it.
         out_dir = hook.out_dir if hook is not None else runner.work_dir
         filename = f'iter_{step}.pth'
-        runner.save_checkpoint(
-            out_dir,
-            filename,
-            meta=dict(epoch=runner.epoch, iter=step),
-            by_epoch=False,
-        )
+        if hook is not None and not hook.by_epoch:
+            filename = hook.filename_tmpl.format(step)
         path = osp.join(out_dir, filename)
+        if runner.message_hub.get_info('last_ckpt') == path:
+            return path  # the CheckpointHook has just saved this iteration
+        # Public calls only: the file is not added to the CheckpointHook's
+        # max_keep_ckpts list, so that hook never deletes it.
+        runner.save_checkpoint(
+            out_dir, filename, meta=dict(epoch=runner.epoch, iter=step), by_epoch=False
+        )
         runner.message_hub.update_info('last_ckpt', path)
         if is_main_process():
             atomic_write(osp.join(runner.work_dir, 'last_checkpoint'), path)
         return path
-
-
-def add_preemption_hook(cfg: Config, signals: Sequence[SignalLike] = ()) -> bool:
-    """Append a :class:`PreemptionHook` to ``cfg.custom_hooks`` unless present.
-
-    Args:
-        cfg (Config): A training config, changed in place.
-        signals (Sequence[str | int]): Signals besides SIGTERM that request a
-            checkpoint and a stop, e.g. ``['USR1']``.
-
-    Returns:
-        bool: True if the hook was added, False if the config already had
-        one (its settings are kept).
-    """
-    hooks = list(cfg.get('custom_hooks') or [])
-    for hook in hooks:
-        kind = hook.get('type') if isinstance(hook, dict) else type(hook)
-        if kind in ('PreemptionHook', PreemptionHook) or isinstance(
-            hook, PreemptionHook
-        ):
-            return False
-    wanted = [signal.SIGTERM] + [parse_signal(s) for s in signals]
-    names = list(dict.fromkeys(sig.name for sig in wanted))
-    hooks.append(dict(type='PreemptionHook', signals=names))
-    cfg.custom_hooks = hooks
-    return True

@@ -8,13 +8,15 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
-from mmdrn.openmmlab.engine import (
+from mmdrn.openmmlab.runtime import (
+    RELIABILITY_HOOKS,
     init_cpu_dist,
     load_tool_config,
     register_scope,
     revert_sync_bn,
     setup_amp,
     setup_device,
+    setup_hooks,
     setup_out,
     setup_show_dir,
     teardown_distributed,
@@ -65,9 +67,10 @@ def test_setup_device_rejects_unknown_launcher():
         setup_device(_cfg(), 'k8s')
 
 
-def test_init_cpu_dist_rejects_none_launcher():
-    with pytest.raises(ValueError, match=r"distributed run, got 'none'"):
-        init_cpu_dist('none')
+@pytest.mark.parametrize('launcher', ['none', 'slurm', 'mpi'])
+def test_init_cpu_dist_takes_only_the_pytorch_launcher(launcher):
+    with pytest.raises(ValueError, match=rf"'pytorch' launcher .* got {launcher!r}"):
+        init_cpu_dist(launcher)
 
 
 def test_register_scope_picks_the_codebase():
@@ -297,3 +300,29 @@ def test_teardown_distributed_destroys_the_group_also_on_errors(tmp_path):
     assert not dist.is_initialized()
     with teardown_distributed():  # nothing to tear down: no error
         pass
+
+
+def test_setup_hooks_adds_what_the_runtime_base_lists_once():
+    cfg = Config(dict(custom_hooks=[dict(type='EMAHook')]))
+    added = setup_hooks(cfg)
+    assert added == [hook['type'] for hook in RELIABILITY_HOOKS]
+    assert cfg.custom_hooks == [dict(type='EMAHook'), *RELIABILITY_HOOKS]
+    assert setup_hooks(cfg) == []  # present: kept as the config has them
+    assert len(cfg.custom_hooks) == 1 + len(RELIABILITY_HOOKS)
+
+
+def test_setup_hooks_flags_edit_the_config_entries():
+    cfg = Config(dict(custom_hooks=[dict(type='PreemptionHook', signals=['SIGTERM'])]))
+    setup_hooks(cfg, signals=['USR1', 'SIGTERM'])
+    preempt = [h for h in cfg.custom_hooks if h['type'] == 'PreemptionHook']
+    assert preempt == [dict(type='PreemptionHook', signals=['SIGTERM', 'SIGUSR1'])]
+    setup_hooks(cfg, preempt=False)
+    assert 'PreemptionHook' not in [h['type'] for h in cfg.custom_hooks]
+    only = Config(dict())
+    assert setup_hooks(only, only=['CheckpointCompatHook']) == ['CheckpointCompatHook']
+
+
+def test_runtime_base_config_lists_the_same_hooks():
+    here = osp.dirname(osp.abspath(__file__))
+    base = osp.join(here, '..', '..', 'configs', '_base_', 'mmdrn_runtime.py')
+    assert Config.fromfile(base).custom_hooks == list(RELIABILITY_HOOKS)

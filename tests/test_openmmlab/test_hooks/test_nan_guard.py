@@ -6,18 +6,13 @@ import pytest
 import torch
 import torch.nn as nn
 from line_runner import line_runner
-from mmengine.config import Config
 from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import HOOKS as PRETRAIN_HOOKS
 from mmseg.registry import HOOKS as SEG_HOOKS
 
-from mmdrn.openmmlab.engine import nan_guard
-from mmdrn.openmmlab.engine.nan_guard import (
-    NaNGuardHook,
-    NonFiniteLossError,
-    add_nan_guard,
-)
+from mmdrn.openmmlab.hooks import nan_guard
+from mmdrn.openmmlab.hooks.nan_guard import NaNGuardHook, NonFiniteLossError
 
 
 class _Diverging(BaseModel):
@@ -145,15 +140,3 @@ def test_registered_for_both_codebases(registry):
     assert isinstance(hook, NaNGuardHook) and hook.interval == 3
     # before the CheckpointHook (VERY_LOW) and LoggerHook (BELOW_NORMAL)
     assert hook.priority == 'VERY_HIGH'
-
-
-def test_add_nan_guard_appends_once():
-    cfg = Config(dict(custom_hooks=[dict(type='EMAHook')]))
-    assert add_nan_guard(cfg) is True
-    assert add_nan_guard(cfg, interval=5) is False
-    assert cfg.custom_hooks == [dict(type='EMAHook'), dict(type='NaNGuardHook')]
-    empty = Config(dict())
-    assert add_nan_guard(empty, interval=2) is True
-    assert empty.custom_hooks == [dict(type='NaNGuardHook', interval=2)]
-    built = Config(dict(custom_hooks=[NaNGuardHook()]))
-    assert add_nan_guard(built) is False

@@ -25,15 +25,14 @@ from mmengine.fileio.io import backend_instances
 from mmengine.runner.checkpoint import save_checkpoint
 
 import mmdrn
-from mmdrn.openmmlab.engine.atomic_io import (
+from mmdrn.openmmlab.checkpoint import find_resumable_checkpoint
+from mmdrn.openmmlab.compat import (
     AtomicLocalBackend,
-    atomic_save,
-    atomic_write,
+    disable_atomic_checkpoints,
     enable_atomic_checkpoints,
 )
-from mmdrn.openmmlab.engine.resume import find_resumable_checkpoint
 from mmdrn.utils import CheckpointError, load_file
-from mmdrn.utils.file_io import remove_stale_temp_files
+from mmdrn.utils.file_io import atomic_save, atomic_write, remove_stale_temp_files
 
 PACKAGE_ROOT = Path(mmdrn.__file__).parents[1]
 
@@ -167,7 +166,7 @@ _WRITER = textwrap.dedent(
     """
     import sys, torch
     from mmengine.runner.checkpoint import save_checkpoint
-    from mmdrn.openmmlab.engine.atomic_io import enable_atomic_checkpoints
+    from mmdrn.openmmlab.compat import enable_atomic_checkpoints
     enable_atomic_checkpoints()
     path, step = sys.argv[1], 0
     while True:
@@ -230,16 +229,18 @@ def test_atomic_write_rejects_data_that_is_not_bytes_or_text(tmp_path, data):
     assert os.listdir(tmp_path) == []
 
 
-def test_enable_replaces_cached_local_backends_and_is_idempotent(stock_backend):
-    stock = get_file_backend('/some/where/x.pth')
-    assert type(stock) is LocalBackend
+def test_enable_is_idempotent_and_disable_gives_the_stock_backend_back(stock_backend):
+    assert type(get_file_backend('/some/where/x.pth')) is LocalBackend
     enable_atomic_checkpoints()
     enable_atomic_checkpoints()
-    backend = get_file_backend('/some/where/x.pth')
-    assert type(backend) is AtomicLocalBackend
+    # mmengine's save_checkpoint asks for a new backend on every save (no
+    # singleton), so the registration alone makes checkpoint writes atomic
+    assert type(get_file_backend('/some/where/x.pth')) is AtomicLocalBackend
     assert type(get_file_backend(None, backend_args=dict(backend='local'))) is (
         AtomicLocalBackend
     )
+    disable_atomic_checkpoints()
+    assert type(get_file_backend('/some/where/x.pth')) is LocalBackend
 
 
 def test_atomic_backend_text_and_bytes_round_trip(tmp_path):

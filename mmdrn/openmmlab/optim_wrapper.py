@@ -5,7 +5,7 @@ needs its own wrapper on CPU. It autocasts to bfloat16, which keeps
 float32's exponent range, so gradients need no loss scaling and the wrapper
 is the plain ``OptimWrapper`` run inside ``torch.autocast``. Whether bfloat16
 is faster than float32 depends on the CPU; ``--amp`` (``auto``) picks this
-wrapper only where it was measured faster (:func:`mmdrn.openmmlab.engine.setup_amp`).
+wrapper only where it was measured faster (:func:`mmdrn.openmmlab.runtime.setup_amp`).
 """
 
 from contextlib import contextmanager

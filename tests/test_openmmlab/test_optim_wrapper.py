@@ -2,7 +2,7 @@ import torch
 from mmengine.optim import build_optim_wrapper
 from torch import nn
 
-from mmdrn.openmmlab.engine import CPUAmpOptimWrapper
+from mmdrn.openmmlab.optim_wrapper import CPUAmpOptimWrapper
 
 
 def test_cpu_amp_runs_forward_in_bfloat16_and_updates_float32_weights():

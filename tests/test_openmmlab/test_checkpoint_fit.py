@@ -1,4 +1,4 @@
-"""Strict checkpoint loading: what a state dict holds, and what does not fit."""
+"""Strict checkpoint loading: what does not fit is refused and named."""
 
 import pytest
 import torch
@@ -8,11 +8,9 @@ from mmseg.registry import MODELS
 
 import mmdrn.openmmlab  # noqa: F401  (registers DRN_* for MMSeg)
 from mmdrn.backbones import DRN
-from mmdrn.backbones.drn_weights import convert_state_dict
-from mmdrn.openmmlab.engine import (
+from mmdrn.openmmlab.checkpoint import (
     CheckpointMismatchError,
     check_fit,
-    describe_state_dict,
     load_checkpoint_strict,
 )
 
@@ -46,58 +44,25 @@ def _drnseg_keys(state):
     return out
 
 
-@pytest.mark.parametrize(
-    'arch,depth,expected',
-    [
-        ('A', 50, 'DRN-A-50'),
-        ('C', 42, 'DRN-B-42 or DRN-C-42'),
-        ('C', 58, 'DRN-C-58'),
-        ('D', 38, 'DRN-D-38'),
-        ('D', 105, 'DRN-D-105'),
-    ],
-)
-def test_describe_names_the_drn_variant(arch, depth, expected):
-    with torch.device('meta'):
-        state = DRN(arch, depth, num_classes=10).state_dict()
-    assert describe_state_dict(state) == (
-        f"a {expected} classification network (10 classes) in fyu/drn's drn.py "
-        f'layout, not an OpenMMLab model'
-    )
-
-
-def test_describe_recognises_other_layouts():
+@pytest.mark.parametrize('layout', ['drn', 'drnseg'])
+def test_a_plain_drn_network_is_refused_with_the_conversion(layout):
     with torch.device('meta'):
         state = DRN('D', 22, num_classes=19).state_dict()
-    assert describe_state_dict(_drnseg_keys(state)) == (
-        "a DRN-D-22 classification network (19 classes) in fyu/drn's DRNSeg "
-        '(segment.py) layout, not an OpenMMLab model'
+    if layout == 'drnseg':
+        state = _drnseg_keys(state)
+    with pytest.raises(CheckpointMismatchError) as info:
+        check_fit(_segmentor(), state, 'net.pth')
+    message = str(info.value)
+    assert (
+        f'a plain DRN network in {layout!r} layout, not an OpenMMLab model' in message
     )
-    # the converter maps DRNSeg back: the description is of the same network
-    assert convert_state_dict(_drnseg_keys(state), 'D', DRN('D', 22).layers).keys() == (
-        state.keys()
-    )
+    assert 'tools/model_converters/convert_checkpoint.py FILE OUT.pth' in message
 
 
-def test_describe_names_a_drn_backbone_with_another_norm():
-    backbone = dict(type='DRN_D', depth=38, norm_cfg=dict(type='GN', num_groups=8))
-    model = MODELS.build(backbone)
-    state = {f'backbone.{k}': v for k, v in model.state_dict().items()}
-    assert describe_state_dict(state) == 'an OpenMMLab model: backbone a DRN-D-38'
-
-
-def test_describe_openmmlab_models_and_unknown_weights():
-    assert describe_state_dict(_segmentor('C', 26, 19).state_dict()) == (
-        'an OpenMMLab model: backbone a DRN-B-26 or DRN-C-26, decode_head with '
-        '19 classes'
-    )
-    resnet = {'backbone.stem.0.weight': torch.zeros(1), 'decode_head.x': torch.zeros(1)}
-    assert describe_state_dict(resnet) == (
-        'an OpenMMLab model: backbone not a DRN (first key backbone.stem.0.weight), '
-        'decode_head'
-    )
-    assert describe_state_dict({'w': torch.zeros(1), 'b': torch.zeros(1)}) == (
-        'weights of an unknown kind (first keys: w, b)'
-    )
+def test_an_openmmlab_model_of_another_shape_gets_no_conversion_advice():
+    with pytest.raises(CheckpointMismatchError) as info:
+        check_fit(_segmentor(classes=19), _segmentor(classes=7).state_dict())
+    assert 'convert_checkpoint' not in str(info.value)
 
 
 def test_check_fit_accepts_a_fitting_checkpoint_through_wrappers():

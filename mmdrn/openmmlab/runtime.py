@@ -1,31 +1,33 @@
-"""Config preparation shared by ``tools/train.py`` and ``tools/test.py``.
+"""What mmdrn's tools do to a config before ``Runner.from_cfg``.
 
-The tools stay thin wrappers on mmengine's ``Runner``; what they add lives
-here, where it can be tested:
+``tools/train.py`` and ``tools/test.py`` are argument parsing plus these
+calls; each turns a flag into config fields, so a config alone (also under
+MMSegmentation's or mmpretrain's own tools) says how a run behaves:
 
-* the config is read as both tools read it (:func:`load_tool_config`:
-  ``--cfg-options``, the launcher, the work directory) and the process group
-  is torn down when they end (:func:`teardown_distributed`);
-* the OpenMMLab codebase (MMSegmentation or mmpretrain) is chosen from the
-  config's ``default_scope`` and all its modules are registered;
-* ``--amp``, ``--show-dir`` and ``--out`` are translated into
-  config fields the way MMSegmentation's and mmpretrain's tools do, ``--amp``
-  on CPU by a measurement of whether bfloat16 is faster there;
-* any config runs on CPU, also distributed: SyncBN layers become BN (torch's
-  SyncBatchNorm only synchronises CUDA tensors), the process group is
-  initialised with gloo *before* the Runner is built (mmengine's own
-  ``init_dist`` calls ``torch.cuda.set_device`` unconditionally), and DDP is
-  built without CUDA ``device_ids``. On a GPU nothing changes: NCCL and
-  SyncBN stay the configs' defaults.
+* the config is read as both tools read it (:func:`load_tool_config`) and the
+  process group is torn down when they end (:func:`teardown_distributed`);
+* the codebase is chosen from ``default_scope`` (:func:`register_scope`);
+* the reliability hooks of ``configs/_base_/mmdrn_runtime.py`` are added to a
+  config that lacks them, and ``--no-preempt`` / ``--preempt-signal`` edit
+  them (:func:`setup_hooks`);
+* ``--amp``, ``--show-dir`` and ``--out`` become config fields as in
+  MMSegmentation's and mmpretrain's tools, ``--amp`` on CPU by a measurement
+  of whether bfloat16 is faster there;
+* any config runs on CPU, also distributed. mmengine's ``init_dist`` calls
+  ``torch.cuda.set_device`` for every launcher, which fails without CUDA; so
+  on CPU the process group is initialised with gloo before the Runner is
+  built (mmengine then uses it), SyncBN becomes BN (torch's SyncBatchNorm only
+  synchronises CUDA tensors) and DDP is built without ``device_ids``. On a
+  GPU nothing changes.
 """
 
 import contextlib
+import copy
 import datetime
 import logging
 import os
 import os.path as osp
-import subprocess
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import torch
 import torch.distributed as torch_dist
@@ -38,25 +40,95 @@ from mmdrn.inference.precision import (
     precision_decision,
 )
 
+from .hooks.preemption import parse_signal
+from .registry import KNOWN_SCOPES
+
 __all__ = [
     'AMP_MODES',
     'LAUNCHERS',
+    'RELIABILITY_HOOKS',
+    'init_cpu_dist',
     'load_tool_config',
-    'teardown_distributed',
     'register_scope',
     'revert_sync_bn',
     'setup_amp',
     'setup_device',
-    'setup_show_dir',
+    'setup_hooks',
     'setup_out',
-    'init_cpu_dist',
+    'setup_show_dir',
+    'teardown_distributed',
 ]
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 #: ``--amp`` choices: measured choice, forced bfloat16 / float16, float32.
 AMP_MODES = ('auto', 'bf16', 'fp16', 'off')
-SCOPES = ('mmseg', 'mmpretrain')
 _SYNC_NORMS = ('SyncBN', 'MMSyncBN')
+#: The ``custom_hooks`` of ``configs/_base_/mmdrn_runtime.py``, in its order
+#: (a test checks that they agree).
+RELIABILITY_HOOKS = (
+    dict(
+        type='CheckpointCompatHook',
+        mmengine_checkpoints=True,
+        safe_loading=True,
+        atomic_checkpoints=True,
+    ),
+    dict(type='NaNGuardHook'),
+    dict(type='PreemptionHook', signals=['SIGTERM']),
+    dict(type='RNGStateHook'),
+)
+
+
+def _hook_index(hooks: List[Any], kind: str) -> Optional[int]:
+    for index, hook in enumerate(hooks):
+        name = hook.get('type') if isinstance(hook, dict) else type(hook).__name__
+        if getattr(name, '__name__', name) == kind:
+            return index
+    return None
+
+
+def setup_hooks(
+    cfg: Config,
+    preempt: bool = True,
+    signals: Sequence[str] = (),
+    only: Sequence[str] = (),
+) -> List[str]:
+    """Add the reliability hooks a config lacks; apply the pre-emption flags.
+
+    Args:
+        cfg (Config): The config, changed in place.
+        preempt (bool): False (``--no-preempt``) removes the
+            ``PreemptionHook``: SIGTERM then ends training at once, unsaved.
+            Default: True.
+        signals (Sequence[str]): Signals besides the hook's own that request a
+            checkpoint (``--preempt-signal``). Default: ().
+        only (Sequence[str]): Add only these hook types (``tools/test.py``
+            needs the checkpoint compatibility alone). Default: all of
+            :data:`RELIABILITY_HOOKS`.
+
+    Returns:
+        list[str]: The hook types added, for the log.
+    """
+    hooks = list(cfg.get('custom_hooks') or [])
+    added = []
+    for hook in RELIABILITY_HOOKS:
+        kind = hook['type']
+        if (only and kind not in only) or _hook_index(hooks, kind) is not None:
+            continue
+        if kind == 'PreemptionHook' and not preempt:
+            continue
+        hooks.append(copy.deepcopy(hook))
+        added.append(kind)
+    index = _hook_index(hooks, 'PreemptionHook')
+    if index is not None and not preempt:
+        hooks.pop(index)
+    elif index is not None and signals:
+        hook = hooks[index]
+        wanted = list(hook.get('signals', ['SIGTERM'])) + list(signals)
+        hook['signals'] = list(dict.fromkeys(parse_signal(s).name for s in wanted))
+    cfg.custom_hooks = hooks
+    if added:
+        print_log(f'added to custom_hooks: {", ".join(added)}', 'current')
+    return added
 
 
 def _check_launcher(launcher: str) -> None:
@@ -131,7 +203,7 @@ def register_scope(cfg: Config) -> str:
     elif scope == 'mmpretrain':
         from mmpretrain.utils import register_all_modules
     else:
-        raise ValueError(f'default_scope must be one of {SCOPES}, got {scope!r}')
+        raise ValueError(f'default_scope must be one of {KNOWN_SCOPES}, got {scope!r}')
     # The Runner sets the default scope itself, from the same field.
     register_all_modules(init_default_scope=False)
     return scope
@@ -175,6 +247,18 @@ def _shared_decision() -> PrecisionDecision:
     return box[0]
 
 
+def _setup_cuda_amp(wrapper: Dict[str, Any], amp: str) -> str:
+    # mmengine's AmpOptimWrapper, as MMSegmentation's --amp sets it
+    if wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+        print_log('AMP is already on in the config', 'current', logging.WARNING)
+        return wrapper.get('dtype') or 'float16'
+    wrapper.type = 'AmpOptimWrapper'
+    wrapper.loss_scale = 'dynamic'
+    if amp == 'bf16':
+        wrapper.dtype = 'bfloat16'
+    return wrapper.get('dtype') or 'float16'
+
+
 def setup_amp(cfg: Config, device: str, amp: str = 'auto') -> Optional[str]:
     """Turn on automatic mixed precision for training (``--amp``).
 
@@ -182,10 +266,10 @@ def setup_amp(cfg: Config, device: str, amp: str = 'auto') -> Optional[str]:
     loss scaling for ``'auto'`` and ``'fp16'`` (what MMSegmentation's
     ``--amp`` does), bfloat16 for ``'bf16'``. mmengine refuses that wrapper
     without a GPU, so on CPU bfloat16 runs in
-    :class:`mmdrn.openmmlab.engine.CPUAmpOptimWrapper` (bfloat16 autocast; no loss
-    scaling, bfloat16 has float32's range). bfloat16 is several times faster
-    than float32 on some CPUs and slower on others, so on CPU ``'auto'``
-    trains in bfloat16 only where
+    :class:`~mmdrn.openmmlab.optim_wrapper.CPUAmpOptimWrapper` (bfloat16
+    autocast; no loss scaling, bfloat16 has float32's range). bfloat16 is
+    several times faster than float32 on some CPUs and slower on others, so
+    on CPU ``'auto'`` trains in bfloat16 only where
     :func:`~mmdrn.inference.precision.precision_decision` measured it faster,
     and says so in the log either way. In a distributed run every process
     follows rank 0's measurement.
@@ -210,14 +294,7 @@ def setup_amp(cfg: Config, device: str, amp: str = 'auto') -> Optional[str]:
         return None
     wrapper = cfg.optim_wrapper
     if device == 'cuda':
-        if wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
-            print_log('AMP is already on in the config', 'current', logging.WARNING)
-            return wrapper.get('dtype') or 'float16'
-        wrapper.type = 'AmpOptimWrapper'
-        wrapper.loss_scale = 'dynamic'
-        if amp == 'bf16':
-            wrapper.dtype = 'bfloat16'
-        return wrapper.get('dtype') or 'float16'
+        return _setup_cuda_amp(wrapper, amp)
     if amp == 'fp16':
         raise ValueError(
             "amp 'fp16' needs a CUDA device; on CPU use 'bf16', 'auto' or 'off'"
@@ -293,53 +370,34 @@ def setup_device(cfg: Config, launcher: str) -> str:
     return 'cpu'
 
 
-def _set_env_from_launcher(launcher: str) -> None:
-    env = os.environ
-    if launcher == 'slurm':
-        env.setdefault(
-            'MASTER_ADDR',
-            subprocess.getoutput(
-                f'scontrol show hostname {env["SLURM_NODELIST"]} | head -n1'
-            ),
-        )
-        env['WORLD_SIZE'] = env['SLURM_NTASKS']
-        env['RANK'] = env['SLURM_PROCID']
-        env['LOCAL_RANK'] = env.get('SLURM_LOCALID', '0')
-    elif launcher == 'mpi':
-        env['WORLD_SIZE'] = env['OMPI_COMM_WORLD_SIZE']
-        env['RANK'] = env['OMPI_COMM_WORLD_RANK']
-        env['LOCAL_RANK'] = env['OMPI_COMM_WORLD_LOCAL_RANK']
-        if 'MASTER_ADDR' not in env:
-            raise KeyError('the mpi launcher needs MASTER_ADDR in the environment')
-    env.setdefault('MASTER_PORT', '29500')
-
-
 def init_cpu_dist(launcher: str, backend: str = 'gloo', **kwargs: Any) -> None:
-    """Initialise the default process group for CPU processes.
+    """Initialise the default process group for CPU processes (gloo).
 
-    Reads the rank and world size the launcher put in the environment
-    (torchrun: ``RANK``/``WORLD_SIZE``; slurm: ``SLURM_PROCID``/
-    ``SLURM_NTASKS``; Open MPI: ``OMPI_COMM_WORLD_*``). Does nothing when a
-    process group already exists.
+    The workaround for mmengine's ``init_dist``, which calls
+    ``torch.cuda.set_device`` and so fails without CUDA. Only the ``pytorch``
+    launcher (torchrun, ``tools/dist_train.sh``) is supported on CPU; it puts
+    ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT`` in the
+    environment. Does nothing when a process group already exists.
 
     Args:
-        launcher (str): ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
+        launcher (str): ``'pytorch'``.
         backend (str): Ignored unless ``'gloo'`` or ``'mpi'``: configs name
-            ``'nccl'`` for GPUs, which cannot carry CPU tensors, so gloo is
-            used instead. Default: ``'gloo'``.
+            ``'nccl'`` for GPUs, which cannot carry CPU tensors. Default:
+            ``'gloo'``.
         **kwargs: Other ``dist_cfg`` fields; ``timeout`` (seconds) is used.
 
     Raises:
-        ValueError: ``launcher`` is not a distributed launcher.
+        ValueError: Another launcher.
     """
     _check_launcher(launcher)
-    if launcher == 'none':
+    if launcher != 'pytorch':
         raise ValueError(
-            f"launcher must be one of {LAUNCHERS[1:]} for a distributed run, got 'none'"
+            f"without CUDA, distributed runs use the 'pytorch' launcher "
+            f'(torchrun, tools/dist_train.sh; under slurm: srun ... torchrun), got '
+            f"{launcher!r}: mmengine's {launcher} setup needs a GPU"
         )
     if torch_dist.is_initialized():
         return
-    _set_env_from_launcher(launcher)
     options = {}
     if kwargs.get('timeout') is not None:
         options['timeout'] = datetime.timedelta(seconds=kwargs['timeout'])
@@ -379,8 +437,8 @@ def setup_show_dir(
     """
     if show_dir is None and not show:
         return
-    if scope not in SCOPES:
-        raise ValueError(f'scope must be one of {SCOPES}, got {scope!r}')
+    if scope not in KNOWN_SCOPES:
+        raise ValueError(f'scope must be one of {KNOWN_SCOPES}, got {scope!r}')
     hook = cfg.get('default_hooks', {}).get('visualization')
     if hook is None:
         raise KeyError('the config has no default_hooks.visualization to draw with')
@@ -425,4 +483,4 @@ def setup_out(cfg: Config, scope: str, out: Optional[str]) -> None:
         evaluators.append(dict(type='DumpResults', out_file_path=out))
         cfg.test_evaluator = evaluators
     else:
-        raise ValueError(f'scope must be one of {SCOPES}, got {scope!r}')
+        raise ValueError(f'scope must be one of {KNOWN_SCOPES}, got {scope!r}')
