@@ -186,6 +186,9 @@ class CheckedDataset:
         max_refetch (int): How many replacement samples to try in a row
             before giving up. Default: 1000 (mmengine's).
         lazy_init (bool): Defer :meth:`full_init`. Default: False.
+        **dataset_options: Fields of the wrapped dataset's config, so that
+            ``--cfg-options train_dataloader.dataset.data_root=...`` works as
+            on an unwrapped dataset; only with ``dataset`` given as a config.
 
     Example:
         >>> train_dataloader = dict(dataset=dict(
@@ -200,6 +203,7 @@ class CheckedDataset:
         skip_unreadable: bool = False,
         max_refetch: int = 1000,
         lazy_init: bool = False,
+        **dataset_options: Any,
     ) -> None:
         for name, value in (
             ('check_labels', check_labels),
@@ -208,7 +212,15 @@ class CheckedDataset:
             if not isinstance(value, bool):
                 raise TypeError(f'{name} must be True or False, got {value!r}')
         self.max_refetch = _nonnegative_int('max_refetch', max_refetch)
-        self.dataset = DATASETS.build(dataset) if isinstance(dataset, dict) else dataset
+        if isinstance(dataset, dict):
+            dataset = DATASETS.build({**dataset, **dataset_options})
+        elif dataset_options:
+            raise TypeError(
+                f'CheckedDataset got {sorted(dataset_options)}, which only go to a '
+                f'dataset given as a config, not to a built '
+                f'{type(dataset).__name__}'
+            )
+        self.dataset = dataset
         if not hasattr(self.dataset, 'pipeline') or not hasattr(
             self.dataset.pipeline, 'transforms'
         ):

@@ -84,6 +84,21 @@ def test_clean_samples_pass_unchanged(data):
         )
 
 
+def test_options_of_the_wrapped_config_go_to_the_dataset(data, tmp_path):
+    # as --cfg-options train_dataloader.dataset.data_root=... on a wrapped config
+    init_default_scope('mmseg')
+    inner = dict(
+        type='DRNDemoDataset',
+        data_root=str(tmp_path / 'elsewhere'),
+        data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train'),
+        pipeline=PIPELINE,
+    )
+    checked = DATASETS.build(dict(type='CheckedDataset', dataset=inner, data_root=data))
+    assert len(checked) == 4 and checked.data_root == data
+    with pytest.raises(TypeError, match=r"\['data_root'\], which only go to a"):
+        CheckedDataset(_inner(data), data_root=data)
+
+
 @pytest.mark.parametrize('which', ['image', 'label'])
 @pytest.mark.parametrize(
     'fault, cause',
