@@ -106,6 +106,7 @@ if __name__ == '__main__':
         extras_require={
             'openmmlab': read_requirements('openmmlab.txt'),
             'tests': read_requirements('tests.txt'),
+            'deploy': read_requirements('deploy.txt'),
         },
         classifiers=[
             'Development Status :: 3 - Alpha',

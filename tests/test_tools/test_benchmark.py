@@ -98,6 +98,8 @@ def test_a_grid_of_cases_and_what_is_recorded(tmp_path):
     assert saved['argv'][0] == 'drn_d_22'
 
 
+# one arch is checked in the default suite by the table tests
+@pytest.mark.slow
 def test_every_drn_arch_has_a_plain_reference(tmp_path):
     # the tool refuses a reference that does not compute forward_features
     models = ['plain:drn_a_18', 'plain:drn_a_50', 'plain:drn_c_26', 'plain:resnet18']
@@ -149,6 +151,8 @@ def test_config_cases_and_errors_are_rows_of_an_isolated_interleaved_run(tmp_pat
     assert '| error: ValueError: model must be' in text
 
 
+# a timing budget; the turns themselves run in every benchmark test
+@pytest.mark.slow
 def test_turns_stop_at_max_seconds(tmp_path):
     args = ['drn_d_22', '--variants', 'eager', '--dtypes', 'fp32', '--baselines']
     args += [
