@@ -114,6 +114,8 @@ def test_predictions_are_the_models_argmax(drawn):
     assert maps['A/1/prediction'].shape == (40, 48)
 
 
+# the maps themselves are checked at scale 1 above
+@pytest.mark.slow
 def test_enlarging_the_image_enlarges_the_maps(inputs, tmp_path):
     args = ['--model', str(DRN_A), str(inputs / f'{DRN_A.stem}.pth'), '--levels', '-1']
     args += ['--images', str(inputs / 'square.png'), '--scale', '2']

@@ -81,6 +81,8 @@ def test_two_processes_match_one_process_with_the_same_total_batch(tmp_path, dem
     assert _miou(pair) == _miou(alone)
 
 
+# SyncBN -> BN is unit-tested (test_runtime); two gloo processes run in test_faults
+@pytest.mark.slow
 def test_sync_bn_config_trains_distributed_on_cpu(tmp_path, demo_data):
     """torch's SyncBatchNorm only syncs CUDA tensors: on CPU the tools turn
     SyncBN into BN and the 2-process gloo run trains."""

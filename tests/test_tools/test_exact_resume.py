@@ -199,7 +199,8 @@ def _check_exact_resume(demo_dir, tmp_path, config: str, workers: int, procs: in
     return full
 
 
-@pytest.mark.parametrize('workers', [0, 2])
+# worker processes: the slow suite (and the DRN-C-26 cases below)
+@pytest.mark.parametrize('workers', [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_deeplabv3_resumes_bit_exact(demo_dir, tmp_path, workers):
     full = _check_exact_resume(demo_dir, tmp_path, DEEPLABV3, workers)
     if workers == 0:

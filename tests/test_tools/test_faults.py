@@ -104,6 +104,8 @@ def _assert_equal_weights(a, b):
         assert torch.equal(a[key], b[key]), key
 
 
+# covered on the real demo configs by test_exact_resume.py (default suite)
+@pytest.mark.slow
 def test_sigterm_saves_and_resume_gives_the_uninterrupted_weights(tmp_path, demo_data):
     """No periodic checkpoint before iteration 8: without the hook a SIGTERM
     would lose everything. With it, the run stops after the iteration in

@@ -105,6 +105,8 @@ def test_demo_command_full_run_learns(tmp_path):
     assert miou > 40
 
 
+# periodic checkpoint + resume is covered by test_exact_resume.py (default suite)
+@pytest.mark.slow
 def test_resume_after_sigkill_gives_the_uninterrupted_weights(tmp_path, demo_data):
     """Train 6 iterations straight; train again but SIGKILL the process after
     iteration 3 (last checkpoint: iteration 2), then resume, once with
