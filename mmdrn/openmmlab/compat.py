@@ -11,7 +11,7 @@ undone in ``after_run``); code without a Runner calls the ``enable_*`` /
 import contextlib
 import os
 import pickle
-from typing import Any, Iterator, List
+from typing import Any, Callable, Iterator, List
 
 import numpy as np
 import torch
@@ -184,10 +184,24 @@ def disable_atomic_checkpoints() -> None:
 
 # --- the hook ------------------------------------------------------------------
 
+
+@contextlib.contextmanager
+def _applied(enable: Callable[[], None], disable: Callable[[], None]) -> Iterator[None]:
+    enable()
+    try:
+        yield
+    finally:
+        disable()
+
+
+# name -> a context in which the change holds; the allow-list is restored to
+# what it was (entries of others included), the others to mmengine's own.
 _CHANGES = {
-    'mmengine_checkpoints': (enable_mmengine_checkpoints, disable_mmengine_checkpoints),
-    'safe_loading': (enable_safe_loading, disable_safe_loading),
-    'atomic_checkpoints': (enable_atomic_checkpoints, disable_atomic_checkpoints),
+    'mmengine_checkpoints': mmengine_checkpoints_allowed,
+    'safe_loading': lambda: _applied(enable_safe_loading, disable_safe_loading),
+    'atomic_checkpoints': lambda: _applied(
+        enable_atomic_checkpoints, disable_atomic_checkpoints
+    ),
 }
 
 
@@ -237,17 +251,11 @@ class CheckpointCompatHook(Hook):
 
     def before_run(self, runner: Any) -> None:
         """Apply the chosen changes."""
-        # the allow-list as it was, entries of others included
-        self._safe_globals = list(torch.serialization.get_safe_globals())
+        self._applied = contextlib.ExitStack()
         for name in self.changes:
-            _CHANGES[name][0]()
+            self._applied.enter_context(_CHANGES[name]())
 
     def after_run(self, runner: Any) -> None:
         """Undo them: the allow-list as before the run, mmengine's own loader
         and backend for local paths."""
-        for name in self.changes:
-            if name == 'mmengine_checkpoints':
-                torch.serialization.clear_safe_globals()
-                torch.serialization.add_safe_globals(self._safe_globals)
-            else:
-                _CHANGES[name][1]()
+        self._applied.close()
