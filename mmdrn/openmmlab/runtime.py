@@ -123,6 +123,12 @@ def setup_hooks(
         hooks.pop(index)
     elif index is not None and signals:
         hook = hooks[index]
+        if not isinstance(hook, dict):
+            raise TypeError(
+                f'--preempt-signal edits the PreemptionHook entry of custom_hooks, '
+                f'but the config holds a built {type(hook).__name__}; name the '
+                f'signals in its constructor instead'
+            )
         wanted = list(hook.get('signals', ['SIGTERM'])) + list(signals)
         hook['signals'] = list(dict.fromkeys(parse_signal(s).name for s in wanted))
     cfg.custom_hooks = hooks

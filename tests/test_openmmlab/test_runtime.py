@@ -8,6 +8,7 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config
 
+from mmdrn.openmmlab.hooks import PreemptionHook
 from mmdrn.openmmlab.runtime import (
     RELIABILITY_HOOKS,
     init_cpu_dist,
@@ -320,6 +321,10 @@ def test_setup_hooks_flags_edit_the_config_entries():
     assert 'PreemptionHook' not in [h['type'] for h in cfg.custom_hooks]
     only = Config(dict())
     assert setup_hooks(only, only=['CheckpointCompatHook']) == ['CheckpointCompatHook']
+    built = Config(dict(custom_hooks=[PreemptionHook()]))
+    with pytest.raises(TypeError, match='holds a built PreemptionHook'):
+        setup_hooks(built, signals=['USR1'])
+    built.custom_hooks[0].after_run(None)  # its signal handlers back
 
 
 def test_runtime_base_config_lists_the_same_hooks():
