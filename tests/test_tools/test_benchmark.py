@@ -1,11 +1,11 @@
-"""tools/analysis_tools/benchmark.py as users run it (separate processes).
+"""tools/analysis_tools/benchmark.py (and the benchmark_cases.py processes it
+starts, and benchmark_report.py) as users run them (separate processes).
 
 Tiny inputs: timings are not asserted, only how they are collected, and what
-the tool derives from them (checked on given results through --from-json).
+the report derives from them (checked on given results).
 """
 
 import json
-import re
 import statistics
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import torch
 from tool_runner import REPO, check, run_tool
 
 TOOL = 'analysis_tools/benchmark.py'
+REPORT = 'analysis_tools/benchmark_report.py'
 DEMO_CONFIG = (
     Path(REPO) / 'configs' / 'demo' / 'fcn_drn-c-26-d8_1xb8-1k_drn-demo-64x64.py'
 )
@@ -60,7 +61,11 @@ def test_a_grid_of_cases_and_what_is_recorded(tmp_path):
         (r['spec'], r['task'], r['variant'], r['dtype'], r['with_cp']) for r in results
     ]
     assert len(keys) == len(set(keys))  # fp32 named twice: measured once
-    decision = saved['machine']['precision_decision']
+    # auto: the precision decision, printed with its reason; its dtype was run
+    line = next(x for x in text.splitlines() if x.startswith('# precision (auto): '))
+    decision = line[len('# precision (auto): ') :]
+    assert 'float32' in decision or 'bfloat16' in decision
+    assert saved['machine']['precision_decision'] == decision
     auto = 'bf16' if decision.startswith('bfloat16') else 'fp32'
     assert {r['dtype'] for r in results} == {'fp32', auto}
     # per model and task its reference first; training steps are eager only
@@ -189,45 +194,48 @@ def test_with_cp_lowers_the_step_memory(tmp_path):
     assert step[('resnet18-d8', True)] < step[('resnet18-d8', False)] - 5
 
 
-def test_table_ratios_and_plot_from_given_results(tmp_path):
-    def result(**kw):
-        case = dict(
-            spec='drn_d_22',
-            role='model',
-            task='infer',
-            variant='eager',
-            dtype='fp32',
-            memory_format='contiguous',
-            with_cp=False,
-            compute_dtype='float32',
-            status='ok',
-            batch=1,
-            shape=[32, 32],
-            step_mb=100.0,
-            peak_mb=900.0,
-        )
-        case.update(kw)
-        latency = case.get('latency_ms', 1.0)
-        return dict(case, best_ms=latency, img_s=1e3 / latency)
+def given_result(**kw) -> dict:
+    """A measured result as benchmark_cases.py writes it: eager fp32 DRN-D-22
+    inference unless ``kw`` says otherwise."""
+    case = dict(
+        spec='drn_d_22',
+        role='model',
+        task='infer',
+        variant='eager',
+        dtype='fp32',
+        memory_format='contiguous',
+        with_cp=False,
+        compute_dtype='float32',
+        status='ok',
+        batch=1,
+        shape=[32, 32],
+        step_mb=100.0,
+        peak_mb=900.0,
+    )
+    case.update(kw)
+    latency = case.get('latency_ms', 1.0)
+    return dict(case, best_ms=latency, img_s=1e3 / latency)
 
+
+def test_report_ratios_and_plot_from_given_results(tmp_path):
     results = [
-        result(latency_ms=100.0, macs=1e9, params=16e6),
-        result(variant='fast', memory_format='channels_last', latency_ms=25.0),
-        result(task='train', latency_ms=300.0),
-        result(task='train', with_cp=True, latency_ms=400.0, step_mb=50.0),
-        result(spec='plain:drn_d_22', role='plain', latency_ms=98.0),
-        result(
+        given_result(latency_ms=100.0, macs=1e9, params=16e6),
+        given_result(variant='fast', memory_format='channels_last', latency_ms=25.0),
+        given_result(task='train', latency_ms=300.0),
+        given_result(task='train', with_cp=True, latency_ms=400.0, step_mb=50.0),
+        given_result(spec='plain:drn_d_22', role='plain', latency_ms=98.0),
+        given_result(
             spec='resnet18-d8', role='baseline', latency_ms=50.0, macs=5e8, params=1e7
         ),
-        result(spec='drn_c_26', status='error', error='RuntimeError: boom'),
+        given_result(spec='drn_c_26', status='error', error='RuntimeError: boom'),
     ]
     given = tmp_path / 'given.json'
     given.write_text(
         json.dumps(dict(results=results, gemm={'float32': {'gflops': 40.0}}))
     )
     md, png = tmp_path / 'table.md', tmp_path / 'plot.png'
-    args = ['--from-json', str(given), '--markdown', str(md), '--plot', str(png)]
-    check(run_tool(TOOL, args, cwd=str(tmp_path)))
+    args = [str(given), '--markdown', str(md), '--plot', str(png)]
+    check(run_tool(REPORT, args, cwd=str(tmp_path)))
     eager, fast, train, train_cp, plain, base, failed = rows(md.read_text())
     assert [eager[k] for k in ('GMAC', 'GFLOP/s', '% GEMM', 'x ref', 'x base')] == [
         '1.0',
@@ -250,10 +258,20 @@ def test_table_ratios_and_plot_from_given_results(tmp_path):
     )
     assert md.read_text().endswith('\n- GEMM rate (same run): float32 40.0 GFLOP/s\n')
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    given.write_text(json.dumps(dict(results=results[1:2], gemm={})))
-    proc = run_tool(TOOL, args, cwd=str(tmp_path))
+
+
+def test_report_names_what_it_cannot_do(tmp_path):
+    given, png = tmp_path / 'given.json', tmp_path / 'plot.png'
+    fast = given_result(variant='fast', memory_format='channels_last', latency_ms=25.0)
+    given.write_text(json.dumps(dict(results=[fast], gemm={})))
+    proc = run_tool(REPORT, [str(given), '--plot', str(png)], cwd=str(tmp_path))
+    assert proc.returncode == 1 and not png.exists()
+    message = 'benchmark_report.py: error: nothing to plot: no eager fp32 inference'
+    assert message in proc.stderr
+    given.write_text(json.dumps(dict(pixels=8192, agree=1.0)))
+    proc = run_tool(REPORT, [str(given)], cwd=str(tmp_path))
     assert proc.returncode == 1
-    assert 'error: nothing to plot: no eager fp32 inference results' in proc.stderr
+    assert f'benchmark_report.py: error: {given} is no benchmark.py run' in proc.stderr
 
 
 def test_a_run_writes_table_json_markdown_and_plot(tmp_path):
@@ -268,7 +286,8 @@ def test_a_run_writes_table_json_markdown_and_plot(tmp_path):
         ('plain:drn_d_22', 'eager'),
         ('resnet18-d8', 'eager'),
     ]
-    assert md.read_text().startswith('| model | task |')
+    header = md.read_text().splitlines()[0]
+    assert header.split()[:4] == ['|', 'model', '|', 'task']
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     # the same table again from the saved results, without measuring
     again = tmp_path / 'again.md'
@@ -282,81 +301,9 @@ def test_a_run_writes_table_json_markdown_and_plot(tmp_path):
     assert again.read_text() == md.read_text()
 
 
-def test_auto_precision_prints_the_decision_and_why(tmp_path):
-    args = ['drn_d_22', '--dtypes', 'auto', '--memory-formats', 'contiguous', *TINY]
-    text, saved = benchmark(
-        tmp_path, *args, '--no-plain-reference', '--baselines', '--no-flops'
-    )
-    line = next(x for x in text.splitlines() if x.startswith('# precision (auto): '))
-    reason = line[len('# precision (auto): ') :]
-    assert 'float32' in reason or 'bfloat16' in reason
-    assert saved['machine']['precision_decision'] == reason
-    # the cases were run in the dtype that was decided
-    picked = 'bf16' if reason.startswith('bfloat16') else 'fp32'
-    assert {r['dtype'] for r in saved['results'] if r['variant'] == 'fast'} == {picked}
-
-
-@pytest.fixture
-def demo(tmp_path):
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-
-    import mmdrn.openmmlab  # noqa: F401  (registers the DRN components)
-
-    cfg = Config.fromfile(str(DEMO_CONFIG))
-    cfg.test_dataloader.num_workers = 0
-    cfg.test_dataloader.persistent_workers = False
-    cfg.test_dataloader.dataset.data_root = str(tmp_path / 'data')
-    cfg.test_dataloader.dataset.generate = dict(num_train=1, num_val=2)
-    config = tmp_path / 'demo.py'
-    cfg.dump(str(config))
-    init_default_scope('mmseg')
-    torch.manual_seed(0)
-    checkpoint = tmp_path / 'model.pth'
-    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict()), checkpoint)
-    return str(config), str(checkpoint)
-
-
-def test_agreement_of_the_fp32_fast_path(demo, tmp_path):
-    config, checkpoint = demo
-    text, result = benchmark(
-        tmp_path, config, '--agreement', checkpoint, '--dtypes', 'fp32'
-    )
-    assert result['images'] == 2 and result['pixels'] == 2 * 64 * 64
-    assert result['folded'] == 30 and result['dtype'] == 'float32'
-    # BN folding changes float32 results by rounding only
-    assert result['agree'] >= 0.999
-    assert re.search(
-        r'fast path \(float32, 30 BN folded\) vs eager fp32: [\d.]+% of 8192', text
-    )
-
-
-def test_agreement_refuses_a_checkpoint_that_does_not_fit(demo, tmp_path):
-    config, checkpoint = demo
-    state = torch.load(checkpoint)['state_dict']
-    state['decode_head.conv_seg.weight'] = torch.zeros(19, 512, 1, 1)
-    torch.save(dict(state_dict=state), tmp_path / 'other.pth')
-    other = str(tmp_path / 'other.pth')
-    text, _ = benchmark(tmp_path, config, '--agreement', other, ok=False)
-    assert (
-        f'benchmark.py: error: {other!r} does not fit the model of the config' in text
-    )
-    assert 'decode_head.conv_seg.weight (checkpoint [19, 512, 1, 1]' in text
-    assert 'fast path' not in text
-
-
-def test_agreement_needs_an_mmseg_config(tmp_path):
-    config = tmp_path / 'cls.py'
-    config.write_text(f"_base_ = '{REPO}/configs/drn_cls/drn-c-26_8xb32_in1k.py'\n")
-    text, _ = benchmark(tmp_path, str(config), '--agreement', 'unused.pth', ok=False)
-    assert "error: --agreement needs an MMSeg config, got scope 'mmpretrain'" in text
-
-
 BAD = [
     ([], 'give at least one model'),
     (['drn_d_22', '--dtypes', 'fp16'], "fp16 needs --device cuda; on CPU use 'bf16'"),
-    (['drn_d_22', '--agreement', 'x.pth'], '--agreement needs exactly one MMSeg'),
     (['drn_d_22', '--repeat', '0'], '--repeat must be positive'),
     (['drn_d_22', '--variants', 'onnx'], "invalid choice: 'onnx' (choose from"),
 ]
