@@ -1,47 +1,28 @@
 """Published ImageNet weights of the DRNs: sources, verified download, cache.
 
-Three sources publish ImageNet-1k weights for these networks:
+:data:`WEIGHTS` names every published file as timm does (``model.tag``); the
+first tag of an architecture is its default. The README's "Pretrained
+weights" section tabulates them with their errors and licences. Every file is
+verified before it is used:
 
 ``osmr_in1k``
-    osmr/imgclsmob (the weights pytorchcv downloads): DRN-C-26/42/58 and
-    DRN-D-22/38/54/105 retrained by osmr in MXNet/Gluon and converted to
-    PyTorch. Each is a GitHub release asset ``{name}-{error}-{sha1}.pth.zip``
-    holding one ``.pth`` in pytorchcv's key layout; ``error`` is the top-5
-    error x 100 and ``sha1`` the first 8 hex digits of the SHA-1 of the
-    unpacked ``.pth``, whose full SHA-1 pytorchcv lists and we verify.
-``fyu_in1k``
-    fyu/drn's official files on ``http://dl.yf.io/drn/`` (fyu/drn's own
-    ``drn.py`` names them), in fyu/drn's key layout. The 8 hex digits in each
-    name are the first 8 of the file's SHA-256: torch's model zoo convention,
-    which ``torch.hub.download_url_to_file(hash_prefix=...)`` checks (fyu/drn
-    loads them with ``torch.utils.model_zoo.load_url``, which in the PyTorch
-    releases of the time verified that prefix on every download).
-``tv_in1k``
-    torchvision's ResNet files for DRN-A (the same key layout; fyu/drn's
-    ``drn_a_50`` loads ResNet-50's). SHA-256 prefix in the name, as above.
+    osmr/imgclsmob's GitHub release assets (the weights pytorchcv downloads),
+    ``{name}-{error}-{sha1}.pth.zip`` holding one ``.pth`` in pytorchcv's key
+    layout; ``error`` is the top-5 error x 100 and ``sha1`` the first 8 hex
+    digits of the SHA-1 of the unpacked ``.pth``, whose full SHA-1 pytorchcv
+    lists and we check. The default wherever it exists: GitHub's release
+    assets are the copies most likely to download, while ``dl.yf.io`` has
+    been unreachable for long stretches.
+``fyu_in1k`` / ``tv_in1k``
+    fyu/drn's official files on ``http://dl.yf.io/drn/`` (the names fyu/drn's
+    ``drn.py`` uses) and torchvision's ResNet files for DRN-A. The 8 hex
+    digits in each name are the first 8 of the file's SHA-256: torch's model
+    zoo convention, which ``torch.hub.download_url_to_file(hash_prefix=...)``
+    checks (fyu/drn's ``torch.utils.model_zoo.load_url`` checked it too).
 
-The default for an architecture is its first source in :data:`WEIGHTS`
-(``osmr_in1k`` where it exists): GitHub's release assets are the copies most
-likely to download, while ``dl.yf.io`` has been unreachable for long
-stretches.
-
-:func:`fetch` returns the path of a verified ``.pth`` in ``torch.hub``'s cache
-(``torch.hub.get_dir()/checkpoints``). A file already there is verified and
-used without any request; one that fails the check is reported, never
-replaced. Otherwise each URL is tried in turn: ``torch.hub`` downloads into a
-temporary file (progress bar on stderr), a zip is unpacked (one member), the
-hash is checked, and only then is the file moved into place; a mismatch
-deletes the download. HTTP errors, connection errors and bad files fall
-through to the next URL; if none works, one :class:`DownloadError` lists
-every URL with its reason and the cache path where a copy downloaded by hand
-is picked up. For an architecture name without a tag (``drn_c_26``) the
-cached files of all its sources are looked at first, then the sources are
-downloaded in order.
-
-``MMDRN_WEIGHTS_MIRROR`` (or ``mirrors=``) replaces the published URLs by one
-or more base URLs (``http://``, ``https://`` or ``file://``, separated by
-commas or spaces) that serve the files under their published names, e.g.
-``$MIRROR/drnc26-0723-e7306483.pth.zip``; only those are tried.
+:func:`fetch` returns the verified ``.pth`` in ``torch.hub``'s cache,
+downloading it once; ``MMDRN_WEIGHTS_MIRROR`` (or ``mirrors=``) replaces the
+published URLs by base URLs that serve the files under their published names.
 
 Example:
     >>> from mmdrn import hub
@@ -56,8 +37,8 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 import urllib.error
-import uuid
 import zipfile
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -289,27 +270,23 @@ def _download(url: str, source: WeightSource, target: str, progress: bool) -> No
     """Put the verified file of ``url`` at ``target``, or raise.
 
     ``torch.hub.download_url_to_file`` does the transfer into a temporary
-    file; for a SHA-256 prefix it also checks the file and moves it into
-    place. osmr's zips are unpacked and the SHA-1 of the ``.pth`` checked
-    here before it is moved into place.
+    file, and for a SHA-256 prefix also the check; osmr's zips are unpacked
+    and the SHA-1 of the ``.pth`` checked here.
     """
     if source.hash_name == 'sha256':
         torch.hub.download_url_to_file(
             url, target, hash_prefix=source.hash, progress=progress
         )
         return
-    partial = f'{target}.{uuid.uuid4().hex}.partial'
-    try:
-        torch.hub.download_url_to_file(url, partial + '.zip', progress=progress)
-        _unpack_single(partial + '.zip', partial, source.file_name)
-        problem = _hash_problem(partial, source)
+    # in the cache folder, so that the final move is atomic
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(target)) as tmp:
+        archive, pth = os.path.join(tmp, 'download.zip'), os.path.join(tmp, 'file')
+        torch.hub.download_url_to_file(url, archive, progress=progress)
+        _unpack_single(archive, pth, source.file_name)
+        problem = _hash_problem(pth, source)
         if problem is not None:
             raise RuntimeError(problem)
-        os.replace(partial, target)  # atomic: the cache never holds a partial file
-    finally:
-        for path in (partial, partial + '.zip'):  # what a failure left
-            if os.path.exists(path):
-                os.remove(path)
+        os.replace(pth, target)
 
 
 def _try_url(url: str, source: WeightSource, target: str, progress: bool) -> str:
@@ -364,6 +341,10 @@ def fetch(
     progress: bool = True,
 ) -> Tuple[str, WeightSource]:
     """The verified local ``.pth`` of published weights, downloaded once.
+
+    A cached file of any candidate (one put there by hand too) is verified
+    and used without a request, and never replaced. Otherwise the URLs are
+    tried in order; a failed download or check falls through to the next.
 
     Args:
         name (str): ``'drn_c_26'`` (default weights, others as fallback),

@@ -1,11 +1,13 @@
-"""Checkpoints and reference networks shared by the backbone tests.
+"""Checkpoints and reference networks shared by the backbone and converter tests.
 
 The fyu/drn layouts are written from our own state dicts, renamed as fyu/drn
 names them; pytorchcv networks (random weights) are the independent
-reference for DRN-C/D outputs.
+reference for DRN-C/D outputs, and :class:`FyuDRNSeg` rebuilds fyu/drn's
+``DRNSeg`` in its own layout.
 """
 
 import functools
+import math
 
 import torch
 from pytorchcv.model_provider import get_model as pytorchcv_model
@@ -90,3 +92,38 @@ def drnseg_state(model: DRN, num_classes: int) -> dict:
     state['seg.bias'] = torch.randn(num_classes, generator=gen)
     state['up.weight'] = torch.rand(num_classes, 1, 16, 16)
     return state
+
+
+def fyu_up_kernel() -> torch.Tensor:
+    """DRNSeg's ``up`` kernel (16 x 16), from fyu/drn's ``fill_up_weights`` loops."""
+    f = math.ceil(16 / 2)
+    c = (2 * f - 1 - f % 2) / (2.0 * f)
+    kernel = torch.empty(16, 16)
+    for i in range(16):
+        for j in range(16):
+            kernel[i, j] = (1 - abs(i / f - c)) * (1 - abs(j / f - c))
+    return kernel
+
+
+class FyuDRNSeg(nn.Module):
+    """fyu/drn segment.py's ``DRNSeg`` around an mmdrn DRN.
+
+    ``base`` is ``nn.Sequential`` of the classification network's children
+    without pooling and classifier (fyu/drn's indices: ``base.N``), ``seg`` a
+    1x1 convolution and ``up`` the fixed bilinear transposed convolution
+    (kernel 16, stride 8, padding 4, one group per class). Returns the logits
+    at full resolution (fyu/drn's log-softmax of them has the same argmax).
+    """
+
+    def __init__(self, drn: nn.Module, classes: int) -> None:
+        super().__init__()
+        self.base = nn.Sequential(*drn.stem(), *drn.levels())
+        self.seg = nn.Conv2d(drn.num_features, classes, 1)
+        self.up = nn.ConvTranspose2d(
+            classes, classes, 16, stride=8, padding=4, groups=classes, bias=False
+        )
+        with torch.no_grad():
+            self.up.weight.copy_(fyu_up_kernel().expand(classes, 1, 16, 16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(self.seg(self.base(x)))

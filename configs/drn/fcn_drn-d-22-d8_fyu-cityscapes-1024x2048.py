@@ -8,9 +8,9 @@
 #       checkpoints/fcn_drn-d-22-d8_fyu-cityscapes.pth --target mmseg --model drn_d_22
 # It holds the backbone and DRNSeg's 1x1 classifier (decode_head.conv_seg).
 # DRNSeg's fixed bilinear transposed convolution (x8) and MMSeg's bilinear
-# resize give the same predictions (see mmdrn/converters.py). Training with
-# this config fine-tunes as the sibling paper config does, with fyu/drn's
-# normalisation.
+# resize give the same predictions (see
+# tools/model_converters/convert_checkpoint.py). Training with this config
+# fine-tunes as the sibling paper config does, with fyu/drn's normalisation.
 _base_ = './fcn_drn-d-22-d8_8xb2-46k_cityscapes-896x896.py'
 model = dict(
     data_preprocessor=dict(

@@ -87,9 +87,8 @@ other than 3, ``norm_layer``/``act_layer`` choices, gradient checkpointing and
 the timm model API (``forward_features``, ``forward_head``,
 ``forward_intermediates``, ``features_only``, ``reset_classifier`` ...).
 
-Pretrained weights (``pretrained=True``) come from :mod:`mmdrn.hub`, which
-lists the published files and their tags and verifies each file before it is
-used; ``model.pretrained_cfg['tag']`` names the weights loaded.
+Pretrained weights (``pretrained=True``) come from :mod:`mmdrn.hub`;
+``model.pretrained_cfg['tag']`` names the weights loaded.
 
 Example:
     >>> import timm, torch
@@ -355,12 +354,10 @@ def level_plan(
 ) -> List[_LevelPlan]:
     """Stride and dilations of every level for an output stride.
 
-    Without ``train_output_stride``: the paper's plans, where each 3x3
-    convolution keeps the sampling step (dilation x input stride) it has at
-    output stride 8. With a ``train_output_stride`` larger than
-    ``output_stride``: each keeps the step it had in training, so the network
-    computes the trained function sampled densely. Both rules, and where they
-    differ, are in the module docstring.
+    Each 3x3 convolution keeps the sampling step (dilation x input stride) it
+    has at output stride 8 (the paper's plans), or with a larger
+    ``train_output_stride`` the step it had in training; the module docstring
+    gives both rules and where they differ.
 
     Args:
         arch (str): 'A', 'B', 'C' or 'D'.
@@ -599,7 +596,6 @@ class DRN(nn.Module):
         super().__init__()
         check_choice('arch', arch, sorted(_ARCHS))
         check_choice(f'depth of DRN-{arch}', depth, sorted(_ARCHS[arch]))
-        check_choice('global_pool', global_pool, _POOL_TYPES)
         self.in_chans = check_int('in_chans', in_chans)
         self.num_classes = check_int('num_classes', num_classes, minimum=0)
         self.drop_rate = check_threshold('drop_rate', drop_rate)
@@ -746,9 +742,8 @@ class DRN(nn.Module):
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute activations in backward, per block (per plain level).
 
-        Unlike a plain ``torch.utils.checkpoint``, the recomputation does not
-        update BatchNorm running statistics a second time, so training with
-        and without checkpointing gives the same gradients and statistics.
+        BatchNorm statistics still move once per step (see ``_checkpoint``),
+        so training with and without it gives the same gradients and statistics.
         """
         self.grad_checkpointing = enable
 

@@ -36,6 +36,7 @@ import re
 import urllib.parse
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+import timm
 import torch
 import torch.nn as nn
 
@@ -50,6 +51,7 @@ __all__ = [
     'convert_state_dict',
     'match_state_dict',
     'load_drn_weights',
+    'load_timm_drn',
 ]
 
 LAYOUTS = ['drn', 'drnseg', 'pytorchcv']
@@ -389,3 +391,28 @@ def load_drn_weights(
     )
     model.load_state_dict(matched)
     return matched
+
+
+def load_timm_drn(checkpoint: Mapping, model: str) -> nn.Module:
+    """A timm ``drn_*`` model holding a checkpoint's weights (any layout).
+
+    The classifier is sized to the checkpoint's (removed if it has none);
+    every other key must fit, as in :func:`load_drn_weights`.
+
+    Args:
+        checkpoint (Mapping): State dict or training checkpoint.
+        model (str): mmdrn timm model name, e.g. ``'drn_c_26'``.
+
+    Returns:
+        DRN: ``timm.create_model(model)`` with the weights, in training mode.
+
+    Raises:
+        ValueError: ``model`` is not one of mmdrn's timm models.
+        CheckpointError: Keys that do not fit the model, named.
+    """
+    check_choice('model', model, timm.list_models('drn_*'))
+    net = timm.create_model(model)
+    state = convert_state_dict(checkpoint, net.arch, net.layers)
+    net.reset_classifier(state['fc.weight'].shape[0] if 'fc.weight' in state else 0)
+    load_drn_weights(net, state)
+    return net

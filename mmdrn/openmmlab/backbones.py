@@ -100,11 +100,10 @@ class _DRNBackbone(DRN, BaseModule):
     def init_weights(self) -> None:
         """Apply ``init_cfg``; ``type='Pretrained'`` goes through the converter.
 
-        A ``Pretrained`` checkpoint (local path, optional ``prefix``) may be in
-        any layout of :mod:`.drn_weights` (fyu/drn, ``module.``, DRNSeg,
-        pytorchcv, torchvision for DRN-A). Its classifier (``fc``, DRNSeg's
-        ``seg``) is dropped, since the backbone has none; every other key must
-        match.
+        A ``Pretrained`` checkpoint (optional ``prefix``) is read by
+        :func:`~mmdrn.backbones.drn_weights.load_drn_weights`, any layout. Its
+        classifier (``fc``, DRNSeg's ``seg``) is dropped, since the backbone
+        has none; every other key must match.
         """
         cfgs = self.init_cfg
         if isinstance(cfgs, dict):

@@ -2,13 +2,9 @@
 
 After :func:`register_drn_scheme`, mmengine's ``CheckpointLoader`` (and so
 ``load_checkpoint``, ``load_from`` and ``init_cfg=dict(type='Pretrained')``)
-reads ``drn://drn_c_26`` (an architecture's default weights, see
-:mod:`mmdrn.hub`) or ``drn://drn_c_26.fyu_in1k`` (one tag), as mmengine's own
-``torchvision://`` reads torchvision's files. The file is downloaded once into
-``torch.hub``'s cache and its hash verified (:func:`mmdrn.hub.fetch`), read
-weights-only (:func:`mmdrn.utils.load_file`) and converted to fyu/drn's keys
-(:mod:`mmdrn.backbones.drn_weights`), the keys of the ``DRN_*`` backbones
-plus the ImageNet classifier ``fc``. For a DRN backbone::
+reads ``drn://drn_c_26`` (an architecture's default weights) or
+``drn://drn_c_26.fyu_in1k`` (one tag, see :mod:`mmdrn.hub`), as mmengine's
+own ``torchvision://`` reads torchvision's files. For a DRN backbone::
 
     backbone=dict(
         type='DRN_C',
@@ -38,7 +34,9 @@ def load_from_drn(filename: str, map_location: Any = None) -> Dict[str, torch.Te
         map_location: Passed to :func:`torch.load`. Default: None (CPU).
 
     Returns:
-        dict[str, Tensor]: The network's weights, classifier included.
+        dict[str, Tensor]: The weights (downloaded once and verified by
+        :func:`mmdrn.hub.fetch`), in the keys of the ``DRN_*`` backbones plus
+        the ImageNet classifier ``fc``.
     """
     path, source = hub.fetch(filename)
     state = unwrap_state_dict(load_file(path, map_location=map_location or 'cpu'))

@@ -20,6 +20,7 @@ from mmdrn.backbones.drn_weights import (
     convert_state_dict,
     detect_layout,
     load_drn_weights,
+    load_timm_drn,
 )
 from mmdrn.utils import CheckpointError
 
@@ -332,3 +333,34 @@ def test_timm_file_path_reads_through_load_file(tmp_path):
     # the file is remembered, the weights are not kept a second time
     assert model.pretrained_cfg['file'] == str(good)
     assert 'state_dict' not in model.pretrained_cfg
+
+
+def test_load_timm_drn_sizes_the_classifier_to_the_checkpoint():
+    torch.manual_seed(0)
+    three = randomize_(timm.create_model('drn_d_22', num_classes=3))
+    model = load_timm_drn({'state_dict': three.state_dict()}, 'drn_d_22')
+    assert model.num_classes == 3 and model.pretrained_cfg['architecture'] == 'drn_d_22'
+    with torch.no_grad():
+        assert torch.equal(model.eval()(X), three(X))
+    headless = load_timm_drn(
+        {k: v for k, v in three.state_dict().items() if k[:3] != 'fc.'}, 'drn_d_22'
+    )
+    assert headless.num_classes == 0 and isinstance(headless.fc, nn.Identity)
+
+
+def test_load_timm_drn_reads_every_layout_and_names_misfits():
+    torch.manual_seed(1)
+    source = randomize_(DRN('C', 26))
+    wrapped = {
+        'epoch': 3,
+        'state_dict': {f'module.{k}': v for k, v in fyu_state(source).items()},
+    }
+    with torch.no_grad():
+        assert torch.equal(load_timm_drn(wrapped, 'drn_c_26').eval()(X), source(X))
+    state, _, logits = pytorchcv_reference('drnc26')
+    with torch.no_grad():
+        assert_close(load_timm_drn(state, 'drn_c_26').eval()(X), logits)
+    with pytest.raises(CheckpointError, match='missing: .*layer'):
+        load_timm_drn(fyu_state(source), 'drn_c_42')
+    with pytest.raises(ValueError, match=r"model must be one of \[.*got 'drn_c_27'"):
+        load_timm_drn(fyu_state(source), 'drn_c_27')
