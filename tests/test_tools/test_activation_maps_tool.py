@@ -11,6 +11,8 @@ import torch
 from PIL import Image
 from tool_runner import REPO, check, run_tool
 
+from mmdrn.datasets import PALETTE
+
 TOOL = 'analysis_tools/activation_maps.py'
 DRN_A = Path(REPO) / 'configs' / 'demo' / 'fcn_drn-a-18-d8_1xb8-1k_drn-demo-64x64.py'
 R18 = Path(REPO) / 'configs' / 'demo' / 'fcn_r18-d8_1xb8-1k_drn-demo-64x64.py'
@@ -41,6 +43,7 @@ def inputs(tmp_path_factory):
         Image.fromarray(image).save(root / f'{name}.png')
     for name, size in (('gt', (64, 64)), ('gt_wide', (40, 48))):
         labels = rng.integers(0, 7, size, dtype=np.uint8)
+        labels[:16, :16] = 255  # unlabelled pixels
         Image.fromarray(labels).save(root / f'{name}.png')
     return root
 
@@ -95,8 +98,12 @@ def test_the_picture_has_a_column_per_map_and_prediction(drawn):
     with Image.open(root / 'maps.png') as picture:
         width, height = picture.size
     # image, ground truth, per model a prediction and two maps: 8 columns of
-    # 1.6 inches, 2 rows (tile's layout) at 120 dpi
+    # 1.6 inches, 2 rows at 120 dpi
     assert (width, height) == (round(8 * 1.6 * 120), round((2 * 1.6 + 0.4) * 120))
+    # label maps are drawn in the dataset's colours, unlabelled pixels black
+    with Image.open(root / 'maps.png') as picture:
+        colours = set(map(tuple, np.asarray(picture.convert('RGB')).reshape(-1, 3)))
+    assert set(PALETTE) | {(0, 0, 0)} <= colours
 
 
 def test_predictions_are_the_models_argmax(drawn):

@@ -52,6 +52,30 @@ def test_demo_with_imagenet_checkpoint(tmp_path, image):
     assert tuple(rgb[24, 0]) == (0, 255, 0)
 
 
+def test_fallback_box_is_dashed_red_and_a_weak_map_is_scaled_to_show(tmp_path, image):
+    model = timm.create_model('drn_d_22')
+    # every class has probability 1/1000 everywhere: no pixel passes t = 0.1
+    with torch.no_grad():
+        model.fc.weight.zero_()
+        model.fc.bias.zero_()
+    ckpt = tmp_path / 'uniform.pth'
+    torch.save(model.state_dict(), ckpt)
+    out = tmp_path / 'cam.png'
+    args = [str(image), '--model', 'drn_d_22', '--checkpoint', str(ckpt)]
+    proc = run_tool(TOOL, args + ['--out', str(out), '--size', '32'], cwd=str(tmp_path))
+    expected = 'no pixel passed; whole-image fallback box for [0] tench, Tinca tinca'
+    assert f'{expected} (t=0.1): (0.0, 0.0, 80.0, 48.0)' in check(proc)
+    with Image.open(out) as png:
+        rgb = np.asarray(png.convert('RGB')).astype(int)
+    # line width 2 (1% of 48 px, at least 2), dashes 8 px long every 16 px
+    assert tuple(rgb[0, 4]) == (255, 0, 0) and tuple(rgb[0, 20]) == (255, 0, 0)
+    assert tuple(rgb[0, 12]) != (255, 0, 0)
+    # the flat 0.001 map is scaled to its maximum: the warm end of jet, not
+    # the cold one, is blended in (the image itself is bluish there)
+    red, _, blue = rgb[24, 40]
+    assert red > blue + 30
+
+
 def test_default_output_goes_next_to_the_image(tmp_path, image):
     # a 3-class checkpoint inside a training checkpoint; run from another
     # folder: the PNG lands beside the image, nothing in the working folder

@@ -29,6 +29,7 @@ Examples::
 import argparse
 import math
 import os.path as osp
+import textwrap
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -142,11 +143,59 @@ def _palette(segmentor: nn.Module) -> list:
     return (dataset.get('metainfo') or DATASETS.get(dataset.type).METAINFO)['palette']
 
 
+def colorize(
+    label_map: np.ndarray, palette: Sequence[Sequence[int]], ignore_index: int = 255
+) -> np.ndarray:
+    """RGB uint8 picture of a label map: class ``i`` in ``palette[i]``,
+    ``ignore_index`` and labels without a colour black."""
+    colours = np.zeros((256, 3), np.uint8)
+    colours[: len(palette)] = np.asarray(palette, np.uint8)
+    colours[ignore_index] = 0
+    return colours[np.asarray(label_map, np.uint8)]
+
+
+def tile(
+    rows: Sequence[Sequence[np.ndarray]],
+    titles: Sequence[str],
+    out_file: str,
+    title: Optional[str] = None,
+) -> str:
+    """Draw pictures in a grid, one row per image, and save it as PNG.
+
+    ``(H, W, 3)`` arrays are drawn as RGB, ``(H, W)`` ones (activation maps)
+    with matplotlib's ``magma``, each scaled to its own range; nothing is
+    smoothed, so a grid pattern stays visible.
+
+    Args:
+        rows (Sequence[Sequence[np.ndarray]]): The pictures, row by row, one
+            per title.
+        titles (Sequence[str]): One per column, above the first row.
+        out_file (str): PNG to write.
+        title (str, optional): Figure title. Default: None.
+
+    Returns:
+        str: ``out_file``.
+    """
+    from matplotlib.figure import Figure  # no pyplot: no backend is chosen
+
+    fig = Figure(figsize=(len(titles) * 1.6, len(rows) * 1.6 + 0.4))
+    axes = fig.subplots(len(rows), len(titles), squeeze=False)
+    for ax, picture in zip(axes.flat, (p for row in rows for p in row)):
+        ax.imshow(picture, cmap='magma', interpolation='nearest')
+        ax.set_axis_off()
+    for ax, text in zip(axes[0], titles):
+        lines = [line for part in text.split('\n') for line in textwrap.wrap(part, 16)]
+        ax.set_title('\n'.join(lines), fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_file, dpi=120)
+    return out_file
+
+
 def main(argv: Optional[List[str]] = None) -> str:
     import mmcv
     from PIL import Image
-
-    from mmdrn.visualization import colorize, tile
 
     args = parse_args(argv)
     labels = args.labels or [osp.splitext(osp.basename(c))[0] for c, _ in args.model]

@@ -3,17 +3,17 @@
 Runs a timm DRN model (``timm.create_model('drn_c_26')`` after ``import
 mmdrn``) on IMAGE, prints the top-5 classes, and writes a PNG with the
 per-pixel probability map of the top-1 class overlaid on the image and the
-paper's box (:func:`mmdrn.heads.cam_localize`,
-:func:`mmdrn.visualization.render_cam`): solid green, or dashed red when no
-pixel passed the threshold and the box is the whole-image fallback. Yu et al.,
-"Dilated Residual Networks", CVPR 2017, Section 3 "Localization".
+paper's box (:func:`mmdrn.heads.cam_localize`, drawn by :func:`render_cam`):
+solid green, or dashed red when no pixel passed the threshold and the box is
+the whole-image fallback. Yu et al., "Dilated Residual Networks", CVPR 2017,
+Section 3 "Localization".
 
 Weights: nothing is downloaded. Point ``--checkpoint`` at a local file in any
 layout mmdrn reads (an official fyu/drn ImageNet checkpoint such as
 ``drn_c_26-ddedf421.pth``, a timm-style state dict, pytorchcv ...); it is read
-with ``weights_only=True`` and converted by :func:`mmdrn.converters.load_timm_drn`.
-Without ``--checkpoint`` the weights are random and the output only shows that
-the pipeline runs.
+with ``weights_only=True`` and converted by
+:func:`mmdrn.backbones.drn_weights.load_timm_drn`. Without ``--checkpoint`` the
+weights are random and the output only shows that the pipeline runs.
 
 The PNG goes to ``--out``, by default next to the image:
 ``<image folder>/<image name>_cam.png`` (replaced if it exists).
@@ -27,7 +27,17 @@ Example::
 import argparse
 import os.path as osp
 import sys
-from typing import List, Optional
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import timm
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+
+from mmdrn.backbones.drn_weights import load_timm_drn
+from mmdrn.heads import DEFAULT_THRESHOLD, cam_localize
+from mmdrn.utils import load_file
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -56,11 +66,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error(f'--size must be at least 8 (one output cell), got {args.size}')
     if args.out is None:
         args.out = osp.splitext(args.image)[0] + '_cam.png'
-    from mmdrn.converters import drn_models
-    from mmdrn.heads import DEFAULT_THRESHOLD
-
-    if args.model not in drn_models():
-        parser.error(f'--model must be one of {drn_models()}, got {args.model!r}')
+    models = timm.list_models('drn_*')
+    if args.model not in models:
+        parser.error(f'--model must be one of {models}, got {args.model!r}')
     if args.threshold is None:
         args.threshold = DEFAULT_THRESHOLD
     return args
@@ -76,18 +84,71 @@ def class_names(num_classes: int) -> List[str]:
     return [f'class {i}' for i in range(num_classes)]
 
 
+def _dashed_rectangle(
+    draw: ImageDraw.ImageDraw,
+    corners: Sequence[float],
+    colour: Tuple[int, ...],
+    width: int,
+) -> None:
+    x1, y1, x2, y2 = corners
+    dash = 4 * width
+    for start in np.arange(x1, x2, 2 * dash):
+        end = min(start + dash, x2)
+        draw.line([(start, y1), (end, y1)], fill=colour, width=width)
+        draw.line([(start, y2), (end, y2)], fill=colour, width=width)
+    for start in np.arange(y1, y2, 2 * dash):
+        end = min(start + dash, y2)
+        draw.line([(x1, start), (x1, end)], fill=colour, width=width)
+        draw.line([(x2, start), (x2, end)], fill=colour, width=width)
+
+
+def render_cam(
+    image: Image.Image, prob_map: torch.Tensor, box: Sequence[float], valid: bool
+) -> Image.Image:
+    """Overlay a probability map on the image and draw the box.
+
+    The map is resized bilinearly to the image and coloured with matplotlib's
+    ``jet``, scaled to the map's own maximum so that weak maps stay visible,
+    then blended 50/50 with the image. A valid box is drawn solid green; the
+    whole-image fallback box (no pixel passed the threshold) dashed red. The
+    line width is 1% of the shorter side, at least 2 pixels.
+
+    Args:
+        image (PIL.Image.Image): RGB image.
+        prob_map (Tensor): ``h x w`` probabilities.
+        box (Sequence[float]): ``(x1, y1, x2, y2)`` edge coordinates in image
+            pixels (``x2``/``y2`` exclusive).
+        valid (bool): Whether the box came from the rule (else the fallback).
+
+    Returns:
+        PIL.Image.Image: A new RGB image.
+    """
+    from matplotlib import colormaps
+
+    width, height = image.size
+    heat = F.interpolate(
+        prob_map[None, None].float(),
+        size=(height, width),
+        mode='bilinear',
+        align_corners=False,
+    )[0, 0]
+    heat = (heat / heat.max().clamp(min=1e-12)).clamp(0, 1).numpy()
+    colours = (colormaps['jet'](heat)[..., :3] * 255).astype(np.uint8)
+    blended = Image.blend(image, Image.fromarray(colours), alpha=0.5)
+    draw = ImageDraw.Draw(blended)
+    line = max(2, round(min(width, height) / 100))
+    x1, y1, x2, y2 = box
+    # PIL rectangles include their far edge; box edges are exclusive
+    corners = [x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)]
+    if valid:
+        draw.rectangle(corners, outline=(0, 255, 0), width=line)
+    else:
+        _dashed_rectangle(draw, corners, (255, 0, 0), line)
+    return blended
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    import numpy as np
-    import timm
-    import torch
-    from PIL import Image
-
-    from mmdrn.converters import load_timm_drn
-    from mmdrn.heads import cam_localize
-    from mmdrn.utils import load_file
-    from mmdrn.visualization import render_cam
-
     if args.checkpoint is None:
         model = timm.create_model(args.model)
     else:
