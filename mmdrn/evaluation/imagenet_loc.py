@@ -29,6 +29,7 @@ from typing import List, NamedTuple, Union
 
 import torch
 from torch import Tensor
+from torchvision import ops
 
 __all__ = ['ImageNetBoxes', 'parse_imagenet_xml', 'box_iou', 'localized']
 
@@ -115,12 +116,16 @@ def parse_imagenet_xml(path: Union[str, os.PathLike]) -> ImageNetBoxes:
 def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """Pairwise IoU of ``(x1, y1, x2, y2)`` boxes in edge coordinates.
 
+    :func:`torchvision.ops.box_iou` in double precision, which keeps
+    hand-computable IoUs such as exactly 0.5 exact, and 0 where the union is
+    empty (torchvision gives NaN there).
+
     Args:
         boxes1 (Tensor): ``N x 4`` boxes.
         boxes2 (Tensor): ``M x 4`` boxes.
 
     Returns:
-        Tensor: ``N x M`` IoUs in ``[0, 1]``; 0 where the union is empty.
+        Tensor: ``N x M`` IoUs in ``[0, 1]``.
     """
     for name, boxes in (('boxes1', boxes1), ('boxes2', boxes2)):
         if boxes.dim() != 2 or boxes.shape[1] != 4:
@@ -128,22 +133,7 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
                 f'{name} must be an N x 4 tensor of (x1, y1, x2, y2), got shape '
                 f'{tuple(boxes.shape)}'
             )
-    boxes1, boxes2 = boxes1.double(), boxes2.double()
-    area1 = (boxes1[:, 2] - boxes1[:, 0]).clamp(min=0) * (
-        boxes1[:, 3] - boxes1[:, 1]
-    ).clamp(min=0)
-    area2 = (boxes2[:, 2] - boxes2[:, 0]).clamp(min=0) * (
-        boxes2[:, 3] - boxes2[:, 1]
-    ).clamp(min=0)
-    top_left = torch.maximum(boxes1[:, None, :2], boxes2[None, :, :2])
-    bottom_right = torch.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])
-    inter = (bottom_right - top_left).clamp(min=0).prod(dim=2)
-    union = area1[:, None] + area2[None, :] - inter
-    # double precision keeps hand-computable IoUs such as exactly 0.5 exact
-    iou = torch.where(
-        union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter)
-    )
-    return iou
+    return ops.box_iou(boxes1.double(), boxes2.double()).nan_to_num(0.0)
 
 
 def localized(pred_box: Tensor, gt_boxes: Tensor, iou_thr: float = 0.5) -> bool:

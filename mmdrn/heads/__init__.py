@@ -5,28 +5,5 @@ Plain PyTorch (also used for timm models). The registered heads ``CAMHead``
 :mod:`mmdrn.openmmlab.heads`.
 """
 
-from .cam import (
-    DEFAULT_THRESHOLD,
-    CAMBoxes,
-    CAMOutput,
-    cam_boxes,
-    cam_label_map,
-    cam_localize,
-    cam_probs,
-    dense_logits,
-    image_classifier_keys,
-    image_level_labels,
-)
-
-__all__ = [
-    'DEFAULT_THRESHOLD',
-    'CAMBoxes',
-    'CAMOutput',
-    'cam_boxes',
-    'cam_label_map',
-    'cam_localize',
-    'cam_probs',
-    'dense_logits',
-    'image_classifier_keys',
-    'image_level_labels',
-]
+from .cam import *  # noqa: F403
+from .cam import __all__  # noqa: F401

@@ -177,13 +177,9 @@ def cam_boxes(
     threshold: float = DEFAULT_THRESHOLD,
     img_size: Optional[Union[int, Sequence[int]]] = None,
 ) -> CAMBoxes:
-    """The DRN box rule, batched.
+    """The DRN box rule of the module docstring, batched.
 
-    For image ``n`` and class ``c = labels[n]``, a pixel is kept when its
-    argmax class is ``c`` and ``probs[n, c] > threshold``; the box is the
-    tightest box enclosing every kept pixel (several blobs give one box around
-    all of them), scaled to image coordinates with the cell-edge convention of
-    the module docstring.
+    Several blobs of kept pixels give one box around all of them.
 
     Args:
         probs (Tensor): ``N x K x h x w`` per-pixel class probabilities.

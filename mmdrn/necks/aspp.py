@@ -93,35 +93,29 @@ class ASPPPooling(nn.Sequential):
     def forward(self, x: Tensor) -> Tensor:
         """Pool ``x`` to one vector per image and spread it back over ``x``'s size."""
         pool, conv, norm, act = self
-        y = conv(pool(x))
-        y = _single_image_batch_norm(norm, y) if _needs_fallback(norm, y) else norm(y)
+        y = _pooled_norm(norm, conv(pool(x)))
         # Bilinear upsampling of a 1x1 map (as in the paper) is a broadcast.
         return F.interpolate(
             act(y), size=x.shape[-2:], mode='bilinear', align_corners=False
         )
 
 
-def _needs_fallback(norm: nn.Module, y: Tensor) -> bool:
-    """Whether ``norm`` is a batch norm in training that sees one value per channel."""
-    if not (
-        isinstance(norm, nn.modules.batchnorm._BatchNorm)
-        and norm.training
-        and y.shape[0] * y.shape[2] * y.shape[3] == 1
-    ):
-        return False
+def _pooled_norm(norm: nn.Module, y: Tensor) -> Tensor:
+    """``norm(y)``, but a batch norm in training that sees one value per
+    channel (and no other processes) uses its running statistics (see
+    :class:`ASPPPooling`)."""
     synced = (
         isinstance(norm, nn.SyncBatchNorm)
         and torch.distributed.is_available()
         and torch.distributed.is_initialized()
         and torch.distributed.get_world_size() > 1
     )
-    return not synced
-
-
-def _single_image_batch_norm(
-    norm: nn.modules.batchnorm._BatchNorm, y: Tensor
-) -> Tensor:
-    """Batch norm of a single image with the running statistics (see ASPPPooling)."""
+    if synced or not (
+        isinstance(norm, nn.modules.batchnorm._BatchNorm)
+        and norm.training
+        and y.shape[0] * y.shape[2] * y.shape[3] == 1
+    ):
+        return norm(y)
     if norm.running_mean is None or norm.running_var is None:
         raise ValueError(
             'ASPP image pooling: a batch norm without running statistics '
@@ -153,8 +147,7 @@ class ASPP(nn.Module):
         channels (int): Channels of every branch and of the output.
             Default: 256.
         dilations (Sequence[int]): Atrous rates, one branch each; 1 is a 1x1
-            branch. Default: ``(1, 12, 24, 36)``, DeepLabv3's
-            ``(1, 6, 12, 18)`` doubled for output stride 8.
+            branch. Default: ``(1, 12, 24, 36)`` (see the module docstring).
         image_pooling (bool): Add the image-level-features branch.
             Default: True.
         dropout_ratio (float): Channel dropout after the fusing 1x1 conv;

@@ -83,11 +83,8 @@ _WIDTHS = {
 def scaled_identity_(
     conv: nn.Conv2d, base_channels: int, noise_std: float = 0.0
 ) -> None:
-    """Fill ``conv`` with the paper's (scaled) identity, in place.
-
-    ``weight[b, a, centre] = C / c_out`` where
-    ``floor(a C / c_in) == floor(b C / c_out)``, plus ``N(0, sigma^2)`` noise on
-    every weight with ``sigma = noise_std * C / c_out``; the bias is zeroed.
+    """Fill ``conv`` with the paper's (scaled) identity of the module
+    docstring, in place; the bias is zeroed.
 
     Args:
         conv (nn.Conv2d): A stride-1 convolution with an odd kernel.
@@ -152,12 +149,10 @@ class ContextConv(nn.Sequential):
 class ContextModule(nn.Module):
     """Context module (Yu & Koltun, ICLR 2016) as a segmentation neck.
 
-    Paper: https://arxiv.org/abs/1511.07122. Layer table, the 10-layer
-    widths and the exact initialisation are in this module's docstring.
-
-    The module runs on one backbone output (``in_index``) and returns the
-    backbone's tuple with that entry replaced by the module's output, so
-    auxiliary heads can still read the other levels.
+    Layer table, the 10-layer widths and the exact initialisation are in this
+    module's docstring. The module runs on one backbone output (``in_index``)
+    and returns the backbone's tuple with that entry replaced by the module's
+    output, so auxiliary heads can still read the other levels.
 
     Two arrangements:
 
@@ -167,10 +162,7 @@ class ContextModule(nn.Module):
       convolution first projects the backbone output to ``K`` class scores
       (the front-end's classifier), then the module runs with ``C = K``; the
       output has ``K`` channels. For the paper's segmenter in MMSeg, use
-      the registered ``ContextHead`` (:mod:`mmdrn.openmmlab.heads`), whose
-      classifier is the front-end's and whose output is this module's: no
-      further classifier follows it, so a fresh model computes the
-      front-end's scores as the module's ReLUs pass them.
+      the registered ``ContextHead`` (:mod:`mmdrn.openmmlab.heads`).
 
     Args:
         in_channels (int): Channels of the selected backbone output.

@@ -1,9 +1,6 @@
-"""ImageNet weakly-supervised localization metric (mmengine adapter).
-
-Scores the boxes that :class:`mmdrn.heads.CAMHead` attaches to its predictions
-against ImageNet's bounding-box annotations, as in the Object Localization
-experiment of Yu et al., "Dilated Residual Networks", CVPR 2017
-(https://arxiv.org/abs/1705.09914).
+"""``ImageNetLocMetric``: the ImageNet weakly-supervised localization metric
+of Yu et al., "Dilated Residual Networks", CVPR 2017
+(https://arxiv.org/abs/1705.09914), for the boxes ``CAMHead`` predicts.
 
 Example:
     >>> test_evaluator = dict(

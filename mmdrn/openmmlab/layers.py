@@ -1,21 +1,12 @@
 """The one builder of norm and activation layers from OpenMMLab configs.
 
 Backbones, necks and heads take ``norm_cfg`` / ``act_cfg`` dicts, as in
-MMSegmentation and mmpretrain, and hand the plain modules layer factories
-(``norm_layer(channels)``, ``act_layer(inplace=True)``). The factories come
-from :func:`norm_layer_factory` and :func:`act_layer_factory`, so every
-component treats a config the same way:
-
-* not a dict with a ``'type'`` key: ``TypeError``;
-* a type outside :data:`NORM_TYPES` / :data:`ACT_TYPES`: ``ValueError`` naming
-  the type and the allowed ones (checked when the component is built, before
-  any layer is);
-* options mmcv rejects (e.g. ``GN`` without ``num_groups``): ``ValueError``
-  naming the config and mmcv's reason.
-
-Activations that accept ``inplace`` are built in place unless the config
-says otherwise (the layers follow a conv or a norm, whose outputs are not
-needed again).
+MMSegmentation and mmpretrain, and hand the plain modules the layer factories
+of :func:`norm_layer_factory` and :func:`act_layer_factory`, so every
+component checks a config the same way, before any layer is built.
+Activations that accept ``inplace`` are built in place unless the config says
+otherwise (the layers follow a conv or a norm, whose outputs are not needed
+again).
 """
 
 import inspect
@@ -95,19 +86,19 @@ def _build(
         ) from err
 
 
-def _norm(name: str, cfg: dict, channels: int) -> nn.Module:
+def _norm(cfg: dict, channels: int) -> nn.Module:
     what = f'a norm layer of {channels} channels'
-    return _build(name, cfg, what, build_norm_layer, channels)[1]
+    return _build('norm_cfg', cfg, what, build_norm_layer, channels)[1]
 
 
-def _act(name: str, cfg: dict, inplace: bool = True) -> nn.Module:
+def _act(cfg: dict, inplace: bool = True) -> nn.Module:
     takes_inplace = cfg['type'] not in _NO_INPLACE and not inspect.isclass(cfg['type'])
     extra = {'inplace': inplace} if takes_inplace and 'inplace' not in cfg else {}
-    return _build(name, cfg, 'an activation', build_activation_layer, **extra)
+    return _build('act_cfg', cfg, 'an activation', build_activation_layer, **extra)
 
 
 def norm_layer_factory(
-    norm_cfg: Optional[dict], name: str = 'norm_cfg', optional: bool = False
+    norm_cfg: Optional[dict], optional: bool = False
 ) -> Optional[Callable[[int], nn.Module]]:
     """A ``norm_layer(channels)`` factory for a ``norm_cfg``.
 
@@ -115,8 +106,6 @@ def norm_layer_factory(
         norm_cfg (dict, optional): mmcv norm config, e.g.
             ``dict(type='BN', requires_grad=True)``; ``type`` is one of
             :data:`NORM_TYPES` (or an ``nn.Module`` class).
-        name (str): The argument's name in error messages.
-            Default: ``'norm_cfg'``.
         optional (bool): Whether None (no norm, returns None) is allowed.
             Default: False.
 
@@ -126,19 +115,21 @@ def norm_layer_factory(
     Raises:
         TypeError: ``norm_cfg`` is not a dict with a type.
         ValueError: The type is unknown (the message lists the allowed ones).
+            The factory raises one naming the config and mmcv's reason for
+            options mmcv rejects (e.g. ``GN`` without ``num_groups``).
 
     Example:
         >>> norm = norm_layer_factory(dict(type='GN', num_groups=2))
         >>> norm(8)
-        GroupNorm(2, 8, eps=1e-05, affine=True)
+        GroupNorm(2, 8, eps=1e-05, affine=True, bias=True)
     """
     if norm_cfg is None and optional:
         return None
-    return partial(_norm, name, _check(name, 'norm', norm_cfg, NORM_TYPES))
+    return partial(_norm, _check('norm_cfg', 'norm', norm_cfg, NORM_TYPES))
 
 
 def act_layer_factory(
-    act_cfg: Optional[dict], name: str = 'act_cfg', optional: bool = False
+    act_cfg: Optional[dict], optional: bool = False
 ) -> Optional[Callable[..., nn.Module]]:
     """An ``act_layer(inplace=True)`` factory for an ``act_cfg``.
 
@@ -146,8 +137,6 @@ def act_layer_factory(
         act_cfg (dict, optional): mmcv activation config, e.g.
             ``dict(type='ReLU')``; ``type`` is one of :data:`ACT_TYPES` (or an
             ``nn.Module`` class).
-        name (str): The argument's name in error messages.
-            Default: ``'act_cfg'``.
         optional (bool): Whether None (no activation, returns None) is
             allowed. Default: False.
 
@@ -159,7 +148,9 @@ def act_layer_factory(
     Raises:
         TypeError: ``act_cfg`` is not a dict with a type.
         ValueError: The type is unknown (the message lists the allowed ones).
+            The factory raises one naming the config and mmcv's reason for
+            options mmcv rejects.
     """
     if act_cfg is None and optional:
         return None
-    return partial(_act, name, _check(name, 'activation', act_cfg, ACT_TYPES))
+    return partial(_act, _check('act_cfg', 'activation', act_cfg, ACT_TYPES))

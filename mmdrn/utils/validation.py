@@ -175,7 +175,7 @@ def select_input(
     Returns:
         tuple: ``(inputs as a tuple, non-negative index)``.
     """
-    if isinstance(inputs, Tensor) or not isinstance(inputs, (tuple, list)):
+    if not isinstance(inputs, (tuple, list)):
         raise TypeError(
             'a neck takes the backbone outputs as a tuple or list of '
             f'tensors (wrap a single map as (x,)), got {type(inputs).__name__}'

@@ -1,20 +1,12 @@
 """``CAMHead``: the DRN classifier with a dense localization path (mmpretrain).
 
 Yu et al., "Dilated Residual Networks", CVPR 2017
-(https://arxiv.org/abs/1705.09914), Section 3 "Localization". Training and
-``predict`` are the paper's classifier: global average pooling of the last
-feature map, a 1x1 convolution with bias, cross-entropy. The dense path
-applies the same 1x1 convolution at every position and a softmax over classes
-per pixel (:mod:`mmdrn.heads.cam`), and ``predict`` attaches the paper's box
-to each prediction.
-
-Weights: the classifier is ``self.fc``, a ``Conv2d(in_channels,
-num_classes, 1)``, so inside an ``ImageClassifier`` its keys are
-``head.fc.weight`` (``K x C x 1 x 1``) and ``head.fc.bias``: the official
-fyu/drn checkpoints' ``fc.weight`` / ``fc.bias`` map to them by prefixing
-``head.`` (the backbone keys go through the backbone's converter). DRN-A
-checkpoints store ``fc`` as a linear layer (``K x C`` weight); such a weight
-is reshaped to ``K x C x 1 x 1`` on load, which is the same function.
+(https://arxiv.org/abs/1705.09914), Section 3 "Localization"; the maps and
+boxes are those of :mod:`mmdrn.heads.cam`. The classifier is ``self.fc``, a
+``Conv2d(in_channels, num_classes, 1)``, so fyu/drn's ``fc.*`` keys load as
+``head.fc.*`` of an ``ImageClassifier`` (:func:`mmdrn.heads.image_classifier_keys`);
+a DRN-A checkpoint's linear ``K x C`` weight is reshaped to ``K x C x 1 x 1`` on
+load, which is the same function.
 
 Example:
     >>> import torch
@@ -49,10 +41,12 @@ __all__ = ['CAMHead']
 class CAMHead(ClsHead):
     """Global-average-pooling classifier with class activation maps and boxes.
 
-    ``predict`` returns the usual ``pred_score`` / ``pred_label`` and, when
-    ``with_boxes`` and the samples carry ``img_shape``, these fields per
-    sample (boxes are ``(x1, y1, x2, y2)`` edge coordinates of the original
-    image, see :mod:`mmdrn.heads.cam`):
+    Training and ``forward`` are the paper's classifier: global average
+    pooling, the 1x1 convolution, cross-entropy. ``predict`` returns the
+    usual ``pred_score`` / ``pred_label`` and, when ``with_boxes`` and the
+    samples carry ``img_shape``, these fields per sample (boxes are
+    ``(x1, y1, x2, y2)`` edge coordinates of the original image, see
+    :mod:`mmdrn.heads.cam`):
 
     * ``pred_bbox`` (Tensor, 4): box of the predicted class;
     * ``pred_bbox_valid`` (bool Tensor): False where no pixel passed the rule

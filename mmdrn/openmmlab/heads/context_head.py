@@ -1,19 +1,14 @@
 """``ContextHead``: a front-end classifier followed by the context module (MMSeg).
 
 F. Yu and V. Koltun, "Multi-Scale Context Aggregation by Dilated
-Convolutions", ICLR 2016 (https://arxiv.org/abs/1511.07122), in the
-arrangement of its official code (github.com/fyu/dilation, ``network.py``):
-the front-end ends in a 1x1 classifier (``final``) that makes ``K`` class
-score maps, and the context module runs on those scores; its own closing 1x1
-layer (``ctx_final``) gives the logits. Nothing follows the module.
-
-Here the front-end classifier is the head's ``conv_seg`` (the same key,
-``decode_head.conv_seg``, as in a plain FCN head, so a trained front-end
-checkpoint loads into this head by name) and the module is
-``self.context`` (:class:`mmdrn.necks.context_module.ContextModule` on ``K``
-channels). With the module's identity initialisation, a freshly built head
-computes exactly ``relu(conv_seg(x))``: the front-end's scores as the
-module's ReLUs pass them.
+Convolutions", ICLR 2016 (https://arxiv.org/abs/1511.07122), arranged as in
+its official code (github.com/fyu/dilation, ``network.py``): the front-end's
+1x1 classifier makes ``K`` class score maps, the context module refines them,
+and its own closing 1x1 layer gives the logits; nothing follows it. Here the
+classifier is the head's ``conv_seg`` (the key of a plain FCN head, so a
+trained front-end loads by name) and the module ``self.context``
+(:class:`mmdrn.necks.ContextModule` on ``K`` channels), so a freshly built
+head computes exactly ``relu(conv_seg(x))``.
 
 Example:
     >>> import torch
