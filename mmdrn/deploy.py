@@ -1,11 +1,7 @@
 """Deployment: ONNX export, OpenVINO conversion, running a model on an engine.
 
-:class:`ExportWrapper` is what gets exported (images in, logits or labels at
-the input size out), :func:`export_onnx` and :func:`convert_openvino` write
-the files atomically, :func:`build_engine` runs a model with one of
-:data:`ENGINES`, and :func:`compare` measures one output against another;
-onnx, onnxruntime and openvino (the ``deploy`` extra) are imported only by the
-functions that use them.
+onnx, onnxruntime and openvino (the ``deploy`` extra) are imported only by
+the functions that use them; docs/deploy.md shows the whole flow.
 """
 
 import os

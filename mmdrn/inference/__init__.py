@@ -1,11 +1,7 @@
-"""mmdrn inference fast path: BN folding, channels_last, low precision.
+"""mmdrn inference: BN folding, channels_last, the measured precision.
 
-``optimize_for_inference(model)`` is the one entry point; see
-:mod:`mmdrn.inference.fast_path`. Its ``dtype='auto'`` is the precision
-:func:`precision_decision` measured fastest on the running machine
-(:mod:`mmdrn.inference.precision`), which also names the compute dtypes
-(:data:`DTYPES`, :data:`SHORT_NAMES`). :class:`mmdrn.openmmlab.hooks.FastInferenceHook`
-applies it to an mmengine Runner's test loop.
+:func:`optimize_for_inference` is the entry point (:mod:`.fast_path`); its
+``dtype='auto'`` is :func:`precision_decision` (:mod:`.precision`).
 """
 
 from .fast_path import InferenceModel, optimize_for_inference, resolve_dtype
@@ -16,7 +12,6 @@ from .precision import (
     PrecisionDecision,
     dtype_name,
     precision_decision,
-    probe_precision,
 )
 
 __all__ = [
@@ -29,6 +24,5 @@ __all__ = [
     'fold_batchnorm',
     'optimize_for_inference',
     'precision_decision',
-    'probe_precision',
     'resolve_dtype',
 ]

@@ -1,24 +1,11 @@
 """The inference fast path: folded norms, channels_last, low precision.
 
-:func:`optimize_for_inference` turns a model (a timm DRN, an mmdrn backbone,
-an MMSegmentation ``EncoderDecoder`` or an mmpretrain classifier) into an
-:class:`InferenceModel` that computes the same outputs faster:
-
-* **BN folding** (:func:`~mmdrn.inference.fold_batchnorm`): every eval-mode
-  batch norm that follows a convolution is merged into it.
-* **channels_last**: weights (and 4-d inputs) use the NHWC memory format, the
-  native layout of oneDNN (CPU) and cuDNN tensor-core convolutions; on CPU
-  the NCHW path reorders every activation twice per convolution.
-* **autocast**: bfloat16 on CPU, float16 or bfloat16 on CUDA. ``'auto'``
-  takes the precision that a short measurement on the running machine found
-  faster (:func:`~mmdrn.inference.precision.precision_decision`; cached per
-  machine): bfloat16 is several times faster than float32 on some CPUs and
-  slower on others, and the CPU flags do not tell which.
-* **torch.compile** (optional): the backbone, neck and heads (or the whole
-  model when it has none of these) are compiled in place.
-
-Floating outputs come back as contiguous float32 tensors, so metrics,
-visualisers and ``numpy()`` work unchanged.
+:func:`optimize_for_inference` turns a model into an :class:`InferenceModel`
+that computes the same outputs faster: batch norms folded into their
+convolutions (:mod:`~mmdrn.inference.fold_bn`), channels_last weights and
+inputs, autocast to the dtype measured fastest on the machine
+(:mod:`~mmdrn.inference.precision`), optionally ``torch.compile``.
+docs/benchmarks.md describes each step and what it gains.
 """
 
 import copy
@@ -61,20 +48,6 @@ RUN_METHODS = (
 COMPILE_PARTS = ('backbone', 'neck', 'decode_head', 'auxiliary_head', 'head')
 
 
-def _dtype_from_arg(dtype: Union[str, torch.dtype, None]) -> Optional[torch.dtype]:
-    if dtype is None or dtype == 'auto':
-        return None
-    named = (
-        DTYPES.get(SHORT_NAMES.get(dtype, dtype)) if isinstance(dtype, str) else dtype
-    )
-    if named in DTYPES.values():
-        return named
-    raise ValueError(
-        f'dtype must be one of {sorted(["auto", *DTYPES, *SHORT_NAMES])} (or the '
-        f'torch dtypes float32, bfloat16, float16), got {dtype!r}'
-    )
-
-
 def resolve_dtype(
     dtype: Union[str, torch.dtype, None], device_type: str
 ) -> torch.dtype:
@@ -107,30 +80,29 @@ def _resolve(
 ) -> Tuple[torch.dtype, str]:
     """:func:`resolve_dtype`, with the reason for the choice."""
     check_device_type(device_type, need_cuda=False)
-    resolved = _dtype_from_arg(dtype)
-    if resolved is None:
+    if dtype is None or dtype == 'auto':
         decision = precision_decision(device_type)
         return decision.dtype, decision.reason
-    if device_type == 'cpu':
-        _check_cpu_dtype(resolved)
-    elif resolved == torch.bfloat16 and not (
-        torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    ):
+    resolved = (
+        DTYPES.get(SHORT_NAMES.get(dtype, dtype)) if isinstance(dtype, str) else dtype
+    )
+    if resolved not in DTYPES.values():
         raise ValueError(
-            "dtype 'bfloat16' is not supported by this CUDA device; use "
-            "'float16' or 'float32'"
+            f'dtype must be one of {sorted(["auto", *DTYPES, *SHORT_NAMES])} (or the '
+            f'torch dtypes float32, bfloat16, float16), got {dtype!r}'
         )
-    return resolved, f'{dtype_name(resolved)}: asked for (dtype={dtype!r})'
-
-
-def _check_cpu_dtype(dtype: torch.dtype) -> None:
-    """Refuse float16 on CPU; warn when bfloat16 was measured slower."""
-    if dtype == torch.float16:
+    if device_type == 'cpu' and resolved == torch.float16:
         raise ValueError(
             "dtype 'float16' needs a CUDA device; on CPU use 'bfloat16' or "
             "'float32' (allowed on cpu: ['auto', 'bfloat16', 'float32'])"
         )
-    if dtype == torch.bfloat16:
+    if device_type == 'cuda' and resolved == torch.bfloat16:
+        if not (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
+            raise ValueError(
+                "dtype 'bfloat16' is not supported by this CUDA device; use "
+                "'float16' or 'float32'"
+            )
+    elif resolved == torch.bfloat16:
         decision = precision_decision('cpu')
         speedup = decision.speedup(torch.bfloat16)
         if speedup < 1:
@@ -138,8 +110,9 @@ def _check_cpu_dtype(dtype: torch.dtype) -> None:
                 f'bfloat16 was measured slower than float32 on this CPU '
                 f"({speedup:.2f}x float32; 'auto' picks "
                 f'{dtype_name(decision.dtype)}): {decision.reason}',
-                stacklevel=4,
+                stacklevel=3,
             )
+    return resolved, f'{dtype_name(resolved)}: asked for (dtype={dtype!r})'
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -180,7 +153,7 @@ def _as_output(x: torch.Tensor) -> torch.Tensor:
 def _compile(
     model: nn.Module, compile: Union[bool, str, Dict[str, Any]], device_type: str
 ) -> None:
-    """``torch.compile`` the model's parts in place (see the module docstring)."""
+    """``torch.compile`` the model's parts (:data:`COMPILE_PARTS`) in place."""
     if device_type == 'cpu' and not any(
         shutil.which(c) for c in ('c++', 'g++', 'clang++')
     ):
@@ -295,6 +268,28 @@ class InferenceModel(nn.Module):
         return super().train(mode)
 
 
+def _prepare(
+    model: nn.Module,
+    device: Optional[torch.device],
+    fold_bn: bool,
+    channels_last: bool,
+    inplace: bool,
+) -> nn.Module:
+    """The model (or its copy) moved, in eval mode, folded and channels_last."""
+    if not inplace:
+        model = copy.deepcopy(model)
+    if device is not None:
+        model.to(device)
+    model.eval()
+    if fold_bn:
+        fold_batchnorm(model, inplace=True)
+    if channels_last:
+        # NHWC is the native layout of oneDNN and of cuDNN's tensor-core
+        # convolutions; on NCHW oneDNN reorders each activation twice
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
 def optimize_for_inference(
     model: nn.Module,
     dtype: Union[str, torch.dtype, None] = 'auto',
@@ -314,9 +309,10 @@ def optimize_for_inference(
         channels_last (bool): Use the channels_last memory format.
             Default: True.
         fold_bn (bool): Fold batch norms into convolutions. Default: True.
-        compile (bool | str | dict): ``torch.compile`` the model: True for
-            the default mode, a mode name (e.g. ``'max-autotune'``) or a
-            dict of ``torch.compile`` keyword arguments. Default: False.
+        compile (bool | str | dict): ``torch.compile`` the backbone, neck and
+            heads (the whole model when it has none of them): True for the
+            default mode, a mode name (e.g. ``'max-autotune'``) or a dict of
+            ``torch.compile`` keyword arguments. Default: False.
         device (str | torch.device, optional): Move the model there first;
             None keeps it where it is. Default: None.
         inplace (bool): Change ``model`` itself instead of a deep copy (saves
@@ -342,15 +338,7 @@ def optimize_for_inference(
     device = _target_device(model, compile, device)
     device_type = (device or _model_device(model)).type
     compute_dtype, reason = _resolve(dtype, device_type)
-    if not inplace:
-        model = copy.deepcopy(model)
-    if device is not None:
-        model.to(device)
-    model.eval()
-    if fold_bn:
-        fold_batchnorm(model, inplace=True)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+    model = _prepare(model, device, fold_bn, channels_last, inplace)
     if compile is not False:
         _compile(model, compile, device_type)
     return InferenceModel(

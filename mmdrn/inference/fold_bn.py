@@ -1,18 +1,13 @@
 """Folding batch normalization into the preceding convolution.
 
-In eval mode a ``BatchNorm2d`` is a per-channel affine map,
-``y = (x - mean) / sqrt(var + eps) * gamma + beta``. When its input is the
-output of a ``Conv2d`` that nothing else reads, the map can be merged into
-the convolution's weight and bias, and the norm layer becomes an
-``nn.Identity``: one memory pass less per layer, same numbers up to rounding.
-
-Pairs are found from the data flow, not from module names: each module is
-traced with :mod:`torch.fx`, and a pair is folded only when the norm reads a
-convolution's output and is its only reader (so a pre-activation block,
-``bn -> conv``, or a convolution whose raw output is also used elsewhere is
-left alone). Modules that cannot be traced (for example an MMSegmentation
-``EncoderDecoder``, whose ``forward`` branches on ``mode``) are searched
-child by child, so their backbone and heads are still covered.
+An eval-mode ``BatchNorm2d`` is a per-channel affine map; when it reads the
+output of a ``Conv2d`` that nothing else reads, torch's
+``fuse_conv_bn_weights`` merges it into the convolution and the norm becomes
+an ``nn.Identity``. Pairs are found from the data flow (:mod:`torch.fx`,
+module by module), not from names, so pre-activation blocks (``bn -> conv``)
+and convolutions whose raw output is used elsewhere are left alone; a module
+that cannot be traced (an MMSegmentation ``EncoderDecoder``, whose
+``forward`` branches on ``mode``) is searched child by child.
 """
 
 import copy
@@ -137,10 +132,9 @@ def _fold_pair(conv: nn.Conv2d, norm: _BatchNorm) -> None:
 def fold_batchnorm(model: nn.Module, inplace: bool = False) -> nn.Module:
     """Fold every eval-mode batch norm that follows a convolution into it.
 
-    The folded norm layers are replaced by ``nn.Identity`` and the model is
-    put in eval mode; the result is for inference only (the folded layers
-    no longer normalise batches in training). See the module docstring for
-    which pairs are folded.
+    The result is for inference only: the folded layers no longer
+    normalise batches in training. Which pairs are folded: see the module
+    docstring.
 
     Args:
         model (nn.Module): Any model, e.g. a timm DRN, an mmdrn backbone or

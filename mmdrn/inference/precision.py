@@ -1,30 +1,12 @@
 """The compute precision of the running machine, chosen by measurement.
 
-Whether bfloat16 pays on a CPU cannot be read from its flags: with AMX tiles
-oneDNN's bfloat16 convolutions run several times faster than float32, on an
-AMD Zen 4 host (AVX512-BF16, no AMX) DRN-C-26 ran 2.2x faster in bfloat16, on
-an Intel Xeon with AVX512-BF16 but no AMX at 0.88x, and without native
-bfloat16 instructions oneDNN emulates it, many times slower. So the machine is
-asked (docs/precision.md has the hosts and the numbers):
-
-* :func:`probe_precision` times a DRN-like residual block (two dilated 3x3
-  convolutions with bias and ReLU, 128 channels, 48x48, batch 1,
-  channels_last, eval mode, no grad: what a folded DRN runs at output stride
-  8) in float32 and under bfloat16 autocast (on CUDA also float16), the
-  dtypes interleaved round by round so that load from other processes hits
-  them alike, each keeping its best time. On CPU it runs on one thread: it
-  compares the per-core speed of the kernels, and one thread is time-sliced
-  cleanly on a busy machine where OpenMP threads waiting for each other are
-  not. When the first round shows bfloat16 more than
-  :data:`EMULATED_SLOWDOWN` times slower (emulation) it stops there.
-* :func:`choose_dtype` takes a low precision only when it ran at least
-  :data:`MIN_SPEEDUP` times as fast as float32: one block on a possibly busy
-  machine is noisy, and a whole network gains less than its convolutions.
-* :func:`precision_decision` makes the decision once per machine and caches it
-  in ``~/.cache/mmdrn/precision.json`` (``$XDG_CACHE_HOME`` is honoured;
-  ``$MMDRN_PRECISION_CACHE`` names another file), keyed by the CPU model and a
-  hash of its flags (the GPU name and compute capability on CUDA) and the
-  torch version, so a new machine or a new torch is measured afresh.
+Whether bfloat16 pays on a CPU cannot be read from its flags (several times
+faster than float32 with AMX, slower on some CPUs with AVX512-BF16 alone), so
+the machine is asked: :func:`probe_precision` times a folded DRN block in each
+precision, :func:`choose_dtype` decides with a margin, and
+:func:`precision_decision` caches the decision per machine and torch version.
+docs/precision.md describes the probe, the margin and the cache, and has the
+hosts and the numbers.
 """
 
 import contextlib
@@ -38,7 +20,7 @@ import os.path as osp
 import platform
 import time
 import warnings
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional
 
 import torch
 from torch import nn
@@ -65,6 +47,10 @@ MIN_SPEEDUP = 1.15
 #: bfloat16 this many times slower than float32 in the first round is
 #: emulated; the probe stops there.
 EMULATED_SLOWDOWN = 3.0
+#: The probe runs at most this many rounds, and no new one after
+#: PROBE_BUDGET_S seconds once 3 have run.
+PROBE_ROUNDS = 7
+PROBE_BUDGET_S = 0.2
 CACHE_ENV = 'MMDRN_PRECISION_CACHE'
 #: Changes whenever the probe measures something else: old entries are then
 #: not reused.
@@ -80,7 +66,7 @@ DTYPES = {
 }
 #: The short names the tools take for them.
 SHORT_NAMES = {'fp32': 'float32', 'bf16': 'bfloat16', 'fp16': 'float16'}
-# Decisions made in this process, by cache key.
+# Decisions made in this process, by cache file and key.
 _DECISIONS: Dict[str, 'PrecisionDecision'] = {}
 
 
@@ -94,7 +80,6 @@ class PrecisionDecision:
     """The precision chosen for a device, and the measurement behind it.
 
     Attributes:
-        device_type (str): ``'cpu'`` or ``'cuda'``.
         dtype (torch.dtype): The chosen compute dtype.
         times_ms (dict[str, float]): Best time of the probe per dtype name
             (``'float32'``, ``'bfloat16'``, ``'float16'``), in ms.
@@ -103,7 +88,6 @@ class PrecisionDecision:
         cache_file (str | None): Where the decision is cached.
     """
 
-    device_type: str
     dtype: torch.dtype
     times_ms: Dict[str, float]
     device: str
@@ -161,30 +145,24 @@ def precision_cache_file() -> str:
     return osp.join(root, 'mmdrn', 'precision.json')
 
 
-def _cpu_identity() -> Dict[str, str]:
-    info: Dict[str, str] = {}
-    with contextlib.suppress(OSError):
-        with open('/proc/cpuinfo') as f:
+def _machine(device_type: str) -> Dict[str, str]:
+    """The cache key of this machine and torch version, and the device's name."""
+    if device_type == 'cuda':
+        index = torch.cuda.current_device()
+        name = torch.cuda.get_device_name(index)
+        hardware = 'sm_{}{}'.format(*torch.cuda.get_device_capability(index))
+    else:
+        info: Dict[str, str] = {}
+        with contextlib.suppress(OSError), open('/proc/cpuinfo') as f:
             for line in f:
                 key, _, value = line.partition(':')
                 info.setdefault(key.strip(), value.strip())
-    model = info.get('model name') or platform.processor() or platform.machine()
-    # x86 lists 'flags', ARM 'Features'
-    flags = ' '.join(sorted((info.get('flags') or info.get('Features', '')).split()))
-    digest = hashlib.sha256(flags.encode()).hexdigest()[:12]
-    return dict(model=model, flags=digest)
-
-
-def _cache_key(device_type: str) -> Dict[str, str]:
-    if device_type == 'cpu':
-        ident = _cpu_identity()
-        name, hw = ident['model'], f'flags {ident["flags"]}'
-    else:
-        index = torch.cuda.current_device()
-        name = torch.cuda.get_device_name(index)
-        hw = 'sm_{}{}'.format(*torch.cuda.get_device_capability(index))
-    key = f'{device_type}|{name}|{hw}|torch {torch.__version__}|probe {PROBE_VERSION}'
-    return dict(key=key, device=name)
+        name = info.get('model name') or platform.processor() or platform.machine()
+        # x86 lists 'flags', ARM 'Features'
+        flags = sorted((info.get('flags') or info.get('Features', '')).split())
+        hardware = f'flags {hashlib.sha256(" ".join(flags).encode()).hexdigest()[:12]}'
+    key = f'{device_type}|{name}|{hardware}|torch {torch.__version__}'
+    return dict(key=f'{key}|probe {PROBE_VERSION}', device=name)
 
 
 class _ProbeBlock(nn.Module):
@@ -220,18 +198,6 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _probe_inputs(device_type: str) -> Tuple[nn.Module, torch.Tensor]:
-    """The probe block and its input, seeded, channels_last, on the device."""
-    device = torch.device(device_type)
-    generator = torch.Generator().manual_seed(0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        block = _ProbeBlock(128, dilation=2).eval()
-    block.to(device, memory_format=torch.channels_last)
-    x = torch.randn(1, 128, 48, 48, generator=generator)
-    return block, x.to(device, memory_format=torch.channels_last)
-
-
 def _time_ms(block: nn.Module, x: torch.Tensor, dtype: torch.dtype) -> float:
     """Milliseconds of one call of ``block(x)`` under autocast to ``dtype``."""
     cuda = x.device.type == 'cuda'
@@ -245,21 +211,16 @@ def _time_ms(block: nn.Module, x: torch.Tensor, dtype: torch.dtype) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
-def probe_precision(
-    device_type: str = 'cpu',
-    rounds: int = 7,
-    budget_s: float = 0.2,
-) -> Dict[str, float]:
+def probe_precision(device_type: str = 'cpu') -> Dict[str, float]:
     """Time the probe block in each precision the device can autocast to.
+
+    The dtypes run in turn, round by round, so that load from other
+    processes hits them alike; each keeps its best time. On CPU the probe
+    runs on one thread (docs/precision.md says why).
 
     Args:
         device_type (str): ``'cpu'`` or ``'cuda'`` (the current device).
             Default: ``'cpu'``.
-        rounds (int): Most timed rounds; each round runs every dtype once,
-            in turn. Default: 7.
-        budget_s (float): No new round starts after this many seconds (at
-            least 3 rounds run, unless bfloat16 is found emulated).
-            Default: 0.2.
 
     Returns:
         dict[str, float]: Best time per dtype name, in milliseconds;
@@ -269,38 +230,40 @@ def probe_precision(
         ValueError: Unknown ``device_type``, or ``'cuda'`` without CUDA.
     """
     check_device_type(device_type)
-    block, x = _probe_inputs(device_type)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        block = _ProbeBlock(128, dilation=2).eval()
+        x = torch.randn(1, 128, 48, 48)
+    block.to(device_type, memory_format=torch.channels_last)
+    x = x.to(device_type, memory_format=torch.channels_last)
     dtypes = _candidates(device_type)
     best = {dtype_name(d): float('inf') for d in dtypes}
     with torch.no_grad(), _one_thread():
         for dtype in dtypes:  # oneDNN/cuDNN kernel creation
             _time_ms(block, x, dtype)
         start = time.perf_counter()
-        for index in range(rounds):
+        for index in range(PROBE_ROUNDS):
             for dtype in dtypes:
                 name = dtype_name(dtype)
                 best[name] = min(best[name], _time_ms(block, x, dtype))
             if index == 0 and device_type == 'cpu':
                 if best['bfloat16'] > EMULATED_SLOWDOWN * best['float32']:
                     break
-            if index >= 2 and time.perf_counter() - start > budget_s:
+            if index >= 2 and time.perf_counter() - start > PROBE_BUDGET_S:
                 break
     return best
 
 
-def choose_dtype(
-    times_ms: Dict[str, float], min_speedup: float = MIN_SPEEDUP
-) -> torch.dtype:
-    """The fastest precision, if it beats float32 by ``min_speedup``.
+def choose_dtype(times_ms: Dict[str, float]) -> torch.dtype:
+    """The fastest precision, if it beats float32 by :data:`MIN_SPEEDUP`.
 
     Between bfloat16 and float16 (CUDA) bfloat16 is kept unless float16 is
-    itself ``min_speedup`` times faster than it: bfloat16 has float32's
+    itself :data:`MIN_SPEEDUP` times faster than it: bfloat16 has float32's
     range, so activations cannot overflow.
 
     Args:
         times_ms (dict[str, float]): Probe time per dtype name, with
             ``'float32'``.
-        min_speedup (float): Default: :data:`MIN_SPEEDUP`.
 
     Returns:
         torch.dtype: float32, bfloat16 or float16.
@@ -317,11 +280,11 @@ def choose_dtype(
     if not all(t > 0 for t in times_ms.values()):
         raise ValueError(f'times_ms must be positive, got {times_ms}')
     fp32 = times_ms['float32']
-    fast = {name: t for name, t in times_ms.items() if t * min_speedup <= fp32}
+    fast = {name: t for name, t in times_ms.items() if t * MIN_SPEEDUP <= fp32}
     if not fast:
         return torch.float32
     if 'bfloat16' in fast and not (
-        'float16' in fast and fast['float16'] * min_speedup <= fast['bfloat16']
+        'float16' in fast and fast['float16'] * MIN_SPEEDUP <= fast['bfloat16']
     ):
         return torch.bfloat16
     return DTYPES[min(fast, key=fast.get)]
@@ -332,8 +295,7 @@ def _read_cache(path: str) -> Dict[str, dict]:
         return {}
     try:
         with open(path) as f:
-            data = json.load(f)
-        entries = data['entries']
+            entries = json.load(f)['entries']
         if not isinstance(entries, dict):
             raise TypeError('entries is not a mapping')
         return entries
@@ -355,7 +317,6 @@ def _valid_entry(entry: object) -> bool:
 
 
 def _write_cache(path: str, entries: Dict[str, dict]) -> None:
-    """Replace ``path`` atomically: readers see the old or the new file."""
     try:
         atomic_write(path, json.dumps(dict(entries=entries), indent=1, sort_keys=True))
     except OSError as error:
@@ -366,10 +327,12 @@ def _write_cache(path: str, entries: Dict[str, dict]) -> None:
         )
 
 
-def _decide(device_type: str, ident: Dict[str, str], path: str, refresh: bool):
-    """Read the decision for ``ident`` from the cache, or measure and cache it."""
+def _decide(
+    device_type: str, machine: Dict[str, str], path: str, refresh: bool
+) -> PrecisionDecision:
+    """Read the decision for ``machine`` from the cache, or measure and cache it."""
     entries = _read_cache(path)
-    entry = entries.get(ident['key'])
+    entry = entries.get(machine['key'])
     if entry is not None and not _valid_entry(entry):
         warnings.warn(
             f'ignoring the malformed entry for this machine in the precision '
@@ -377,23 +340,24 @@ def _decide(device_type: str, ident: Dict[str, str], path: str, refresh: bool):
             stacklevel=3,
         )
         entry = None
-    if not refresh and entry is not None:
-        times, source = dict(entry['times_ms']), 'cache'
-        dtype = DTYPES[entry['dtype']]
-    else:
-        times, source = probe_precision(device_type), 'measured'
-        dtype = choose_dtype(times)
+    source = 'cache'
+    if refresh or entry is None:
+        source, times = 'measured', probe_precision(device_type)
         now = datetime.datetime.now(datetime.timezone.utc)
-        entries[ident['key']] = dict(
-            dtype=dtype_name(dtype),
+        entry = entries[machine['key']] = dict(
+            dtype=dtype_name(choose_dtype(times)),
             times_ms=times,
-            device=ident['device'],
+            device=machine['device'],
             torch=torch.__version__,
             measured_at=now.isoformat(timespec='seconds'),
         )
         _write_cache(path, entries)
     decision = PrecisionDecision(
-        device_type, dtype, times, ident['device'], source, path
+        DTYPES[entry['dtype']],
+        dict(entry['times_ms']),
+        machine['device'],
+        source,
+        path,
     )
     if source == 'measured':
         logger.info('precision: %s', decision.reason)
@@ -427,9 +391,8 @@ def precision_decision(
         True
     """
     check_device_type(device_type)
-    ident = _cache_key(device_type)
-    path = precision_cache_file()
-    memo_key = f'{path}|{ident["key"]}'
+    machine, path = _machine(device_type), precision_cache_file()
+    memo_key = f'{path}|{machine["key"]}'
     if refresh or memo_key not in _DECISIONS:
-        _DECISIONS[memo_key] = _decide(device_type, ident, path, refresh)
+        _DECISIONS[memo_key] = _decide(device_type, machine, path, refresh)
     return _DECISIONS[memo_key]

@@ -25,9 +25,8 @@ __all__ = ['CPUAmpOptimWrapper']
 class CPUAmpOptimWrapper(OptimWrapper):
     """``OptimWrapper`` whose forward passes run in bfloat16 on CPU.
 
-    Selected by ``tools/train.py --amp`` when no GPU is available; configs can
-    name it too: ``optim_wrapper=dict(type='CPUAmpOptimWrapper',
-    optimizer=...)``. Takes the arguments of
+    Configs name it as ``optim_wrapper=dict(type='CPUAmpOptimWrapper',
+    optimizer=...)``; it takes the arguments of
     :class:`mmengine.optim.OptimWrapper`.
 
     Example:

@@ -1,19 +1,8 @@
 """Atomic file writing (plain Python and torch): a file at its final name is
 always complete, and an existing file is replaced only when asked.
 
-The bytes go to a hidden temporary file (``.<name>.<pid>.<random>.tmp``) in
-the destination's directory, which is flushed and ``fsync``\\ ed and then
-moved to the final name: with :func:`os.replace` (atomic on POSIX and
-Windows within one file system) when replacing is allowed, otherwise with a
-hard link, which fails if the name exists, also when a file appeared there
-while the data was being written (a check followed by a rename could replace
-such a file). File systems without hard links get the check and the rename.
-The directory is ``fsync``\\ ed so the new name survives a power loss. A crash
-at any moment leaves the destination as it was or completely written; at
-worst a temporary file remains next to it, which the first write into that
-directory by a later process removes (:func:`remove_stale_temp_files`).
-
-mmengine's checkpoint writing uses the same functions through
+docs/reliability.md (sections 3 and 6) states the guarantees; mmengine's
+checkpoint writing uses these functions through
 :class:`mmdrn.openmmlab.compat.AtomicLocalBackend`.
 """
 
@@ -123,6 +112,10 @@ def _exists_error(path: str) -> FileExistsError:
 
 
 def _commit(tmp: str, path: str, overwrite: bool) -> None:
+    """Move ``tmp`` to ``path``: with :func:`os.replace` (atomic), or without
+    ``overwrite`` with a hard link, which fails if the name exists, also when
+    a file appeared there during the write (a check and a rename would
+    replace such a file)."""
     if overwrite:
         os.replace(tmp, path)
         return
@@ -168,9 +161,11 @@ def atomic_write(
 
     If anything fails (an exception, or the process being killed) ``path``
     keeps its previous content (or stays absent); on an exception the
-    temporary file is removed. With ``overwrite`` a symbolic link at ``path``
-    is followed (its target is replaced, the link stays); without, anything
-    at ``path``, a link included, is refused.
+    temporary file is removed, and the first write into a directory in a
+    process removes those of killed writes (:func:`remove_stale_temp_files`).
+    With ``overwrite`` a symbolic link at ``path`` is followed (its target is
+    replaced, the link stays); without, anything at ``path``, a link
+    included, is refused.
 
     Args:
         path (str | PathLike): Destination file; missing parent directories
@@ -179,10 +174,6 @@ def atomic_write(
             encoded with ``encoding``.
         encoding (str): Encoding of ``str`` data. Default: ``'utf-8'``.
         overwrite (bool): Replace an existing file. Default: True.
-
-    The first write into a directory in a process also removes what
-    interrupted writes of earlier processes left there
-    (:func:`remove_stale_temp_files`).
 
     Raises:
         TypeError: ``data`` is not bytes-like or str.
