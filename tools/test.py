@@ -3,8 +3,7 @@
 A thin wrapper on mmengine's ``Runner``, like ``tools/train.py``. The
 checkpoint must fit the config's model (every key, every shape); a file of
 another model is refused with an error that says what it holds
-(:class:`mmdrn.openmmlab.checkpoint.StrictLoadHook`). ``--metrics FILE``
-keeps the metrics as JSON.
+(:class:`StrictLoadHook`). ``--metrics FILE`` keeps the metrics as JSON.
 
 Examples::
 
@@ -21,23 +20,15 @@ import json
 import os
 from typing import Any, List, Optional
 
-from mmengine.config import DictAction
+from mmengine.config import Config, DictAction
+from mmengine.hooks import Hook
 
+from mmdrn.openmmlab.checkpoint import LoadReport, check_fit
 from mmdrn.openmmlab.runtime import LAUNCHERS
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Test a checkpoint with mmengine')
-    parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='directory for the evaluation logs')
-    parser.add_argument(
-        '--allow-partial-load',
-        action='store_true',
-        help='test even if the checkpoint does not fit the model (missing, '
-        'unexpected or reshaped keys); what was not loaded is reported next '
-        'to the metrics. Without it such a checkpoint is an error',
-    )
+def _add_output_args(parser: argparse.ArgumentParser) -> None:
+    """What is kept of the test: predictions, metrics, drawn pictures."""
     parser.add_argument(
         '--out',
         help='keep the predictions: a directory of PNGs (MMSeg) or a pickle '
@@ -53,12 +44,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--wait-time', type=float, default=2, help='seconds each --show picture stays'
     )
-    parser.add_argument(
-        '--cpu', action='store_true', help='run on CPU even when a GPU is visible'
-    )
-    parser.add_argument(
-        '--tta', action='store_true', help='test-time augmentation (config tta_*)'
-    )
+
+
+def _add_fast_args(parser: argparse.ArgumentParser) -> None:
+    """The inference fast path (mmdrn.openmmlab.hooks.FastInferenceHook)."""
     parser.add_argument(
         '--fast',
         action='store_true',
@@ -79,6 +68,28 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action='store_true',
         help='with --fast: also torch.compile the backbone, neck and heads',
     )
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test a checkpoint with mmengine')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='directory for the evaluation logs')
+    parser.add_argument(
+        '--allow-partial-load',
+        action='store_true',
+        help='test even if the checkpoint does not fit the model (missing, '
+        'unexpected or reshaped keys); what was not loaded is reported next '
+        'to the metrics. Without it such a checkpoint is an error',
+    )
+    _add_output_args(parser)
+    parser.add_argument(
+        '--cpu', action='store_true', help='run on CPU even when a GPU is visible'
+    )
+    parser.add_argument(
+        '--tta', action='store_true', help='test-time augmentation (config tta_*)'
+    )
+    _add_fast_args(parser)
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -99,6 +110,96 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
+def setup_show_dir(cfg: Config, scope: str, args: argparse.Namespace) -> None:
+    """``--show-dir`` / ``--show``: make testing draw its predictions.
+
+    MMSeg's ``SegVisualizationHook`` draws every ``interval``-th test image
+    and its ``SegLocalVisualizer`` saves the pictures under
+    ``show_dir/vis_data/vis_image``; mmpretrain's ``VisualizationHook``
+    writes to ``show_dir``.
+
+    Raises:
+        KeyError: The config has no ``default_hooks.visualization``.
+    """
+    if args.show_dir is None and not args.show:
+        return
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
+        raise KeyError('the config has no default_hooks.visualization to draw with')
+    if scope == 'mmseg':
+        hook.draw = True
+        if args.show_dir is not None:
+            cfg.visualizer.save_dir = args.show_dir
+    else:
+        hook.enable = True
+        if args.show_dir is not None:
+            hook.out_dir = args.show_dir
+    if args.show:
+        hook.show = True
+        hook.wait_time = args.wait_time
+
+
+def setup_out(cfg: Config, scope: str, out: Optional[str]) -> None:
+    """``--out``: MMSeg's ``IoUMetric`` writes each prediction as a PNG into
+    the directory ``out``; for mmpretrain a ``DumpResults`` metric pickles
+    them to the file ``out``."""
+    if out is None:
+        return
+    evaluators = cfg.test_evaluator
+    evaluators = list(evaluators) if isinstance(evaluators, list) else [evaluators]
+    if scope == 'mmpretrain':
+        cfg.test_evaluator = evaluators + [dict(type='DumpResults', out_file_path=out)]
+        return
+    for evaluator in evaluators:
+        evaluator['output_dir'] = out
+        evaluator['keep_results'] = True
+
+
+class StrictLoadHook(Hook):
+    """Check the Runner's ``load_from`` checkpoint before mmengine loads it.
+
+    mmengine calls ``after_load_checkpoint`` with the loaded file before it
+    puts the weights into the model: a checkpoint that does not fit
+    (:func:`mmdrn.openmmlab.checkpoint.check_fit`) stops the run there,
+    before any metric. With ``allow_partial`` the run goes on and the
+    summary is logged again after the test metrics.
+
+    Args:
+        filename (str): The checkpoint, as named in messages.
+        allow_partial (bool): Let a checkpoint that does not fit be loaded
+            partly. Default: False.
+    """
+
+    # after the LoggerHook, which prints the metrics in after_test_epoch
+    priority = 'LOWEST'
+
+    def __init__(self, filename: str, allow_partial: bool = False) -> None:
+        self.filename = repr(str(filename))
+        self.allow_partial = allow_partial
+        self.report: Optional[LoadReport] = None
+
+    def after_load_checkpoint(self, runner: Any, checkpoint: dict) -> None:
+        """Refuse (or, allowed, record) a checkpoint that does not fit."""
+        self.report = check_fit(
+            runner.model, checkpoint, self.filename, self.allow_partial
+        )
+        self._warn(runner, 'partial load of')
+
+    def after_test_epoch(self, runner: Any, metrics: Optional[dict] = None) -> None:
+        """Repeat what was not loaded beside the metrics."""
+        # worded differently: mmengine's logger drops repeated warnings
+        self._warn(
+            runner, 'the metrics above are of a partly loaded model: partial load of'
+        )
+
+    def _warn(self, runner: Any, opening: str) -> None:
+        if self.report is not None and not self.report.fits:
+            runner.logger.warning(
+                f'{opening} {self.filename} (allowed), {self.report.loaded} model '
+                f'tensors loaded.\n{self.report.summary()}'
+            )
+
+
 def main(argv: Optional[List[str]] = None) -> Any:
     args = parse_args(argv)
     if args.cpu:
@@ -106,15 +207,12 @@ def main(argv: Optional[List[str]] = None) -> Any:
     from mmengine.dist import is_main_process
     from mmengine.runner import Runner
 
-    from mmdrn.openmmlab.checkpoint import StrictLoadHook
     from mmdrn.openmmlab.hooks import FastInferenceHook
     from mmdrn.openmmlab.runtime import (
         load_tool_config,
         register_scope,
         setup_device,
         setup_hooks,
-        setup_out,
-        setup_show_dir,
         teardown_distributed,
     )
     from mmdrn.utils.file_io import atomic_write
@@ -125,7 +223,7 @@ def main(argv: Optional[List[str]] = None) -> Any:
     setup_device(cfg, args.launcher)
     # mmengine's training checkpoints load under torch >= 2.6 (mmdrn.openmmlab.compat)
     setup_hooks(cfg, only=['CheckpointCompatHook'])
-    setup_show_dir(cfg, scope, args.show_dir, args.show, args.wait_time)
+    setup_show_dir(cfg, scope, args)
     setup_out(cfg, scope, args.out)
     if args.tta:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:

@@ -31,9 +31,10 @@ import argparse
 import os
 from typing import Any, List, Optional
 
+# Importing torch does not initialise CUDA: --cpu can still hide the GPUs.
+import torch.nn as nn
 from mmengine.config import DictAction
 
-# Importing torch does not initialise CUDA: --cpu can still hide the GPUs.
 from mmdrn.openmmlab.hooks.preemption import parse_signal
 from mmdrn.openmmlab.runtime import AMP_MODES, LAUNCHERS
 
@@ -45,20 +46,8 @@ def _signal_name(value: str) -> str:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a model with mmengine')
-    parser.add_argument('config', help='config file path')
-    parser.add_argument('--work-dir', help='directory for logs and checkpoints')
-    parser.add_argument(
-        '--resume',
-        nargs='?',
-        const='auto',
-        metavar='CHECKPOINT',
-        help='resume from CHECKPOINT (an error unless it is a complete training '
-        'checkpoint), or without a value from the newest complete one in the work '
-        'dir, skipping damaged files with a warning, else start from scratch '
-        '(mmdrn.openmmlab.checkpoint)',
-    )
+def _add_device_args(parser: argparse.ArgumentParser) -> None:
+    """Where and in which precision training runs."""
     parser.add_argument(
         '--amp',
         nargs='?',
@@ -76,17 +65,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='run on CPU even when a GPU is visible',
     )
     parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config fields, e.g. train_dataloader.batch_size=2',
-    )
-    parser.add_argument(
         '--launcher',
         choices=LAUNCHERS,
         default='none',
         help='job launcher',
     )
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def _add_preemption_args(parser: argparse.ArgumentParser) -> None:
+    """The PreemptionHook's signals (docs/reliability.md, section 5)."""
     parser.add_argument(
         '--preempt-signal',
         action='append',
@@ -101,13 +90,68 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action='store_true',
         help='do not handle SIGTERM: it ends training at once, unsaved',
     )
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a model with mmengine')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('--work-dir', help='directory for logs and checkpoints')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        const='auto',
+        metavar='CHECKPOINT',
+        help='resume from CHECKPOINT (an error unless it is a complete training '
+        'checkpoint), or without a value from the newest complete one in the work '
+        'dir, skipping damaged files with a warning, else start from scratch '
+        '(mmdrn.openmmlab.checkpoint)',
+    )
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config fields, e.g. train_dataloader.batch_size=2',
+    )
+    _add_device_args(parser)
+    _add_preemption_args(parser)
     args = parser.parse_args(argv)
     if args.no_preempt and args.preempt_signal:
         parser.error('--preempt-signal and --no-preempt exclude each other')
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
+
+
+def check_class_weights(model: nn.Module) -> None:
+    """Compare each decode head's loss ``class_weight`` with its classes.
+
+    A class weight list of the wrong length otherwise fails at the first
+    loss with torch's "weight tensor should be defined either for all N
+    classes or no classes".
+
+    Args:
+        model (nn.Module): A built segmentor (any wrapper is looked through).
+
+    Raises:
+        ValueError: Naming the head, the loss, both lengths.
+    """
+    for name, module in model.named_modules():
+        losses = getattr(module, 'loss_decode', None)
+        num_classes = getattr(module, 'num_classes', None)
+        if losses is None or num_classes is None:
+            continue
+        if not isinstance(losses, nn.ModuleList):
+            losses = [losses]
+        # A binary head may predict one channel for its two classes.
+        expected = {num_classes, getattr(module, 'out_channels', num_classes)}
+        for loss in losses:
+            weight = getattr(loss, 'class_weight', None)
+            if weight is None or len(weight) in expected:
+                continue
+            raise ValueError(
+                f'{name or "model"}: class_weight of '
+                f'{type(loss).__name__} has {len(weight)} entries but '
+                f'num_classes is {num_classes}; give one weight per class'
+            )
 
 
 def main(argv: Optional[List[str]] = None) -> Any:
@@ -118,7 +162,7 @@ def main(argv: Optional[List[str]] = None) -> Any:
     from mmengine.runner import Runner
 
     from mmdrn.openmmlab.checkpoint import setup_resume
-    from mmdrn.openmmlab.datasets import add_data_checks, check_class_weights
+    from mmdrn.openmmlab.datasets import add_data_checks
     from mmdrn.openmmlab.runtime import (
         load_tool_config,
         register_scope,

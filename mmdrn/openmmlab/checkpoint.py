@@ -1,28 +1,11 @@
 """Checkpoints for tools: strict fitting, and what ``--resume`` resumes from.
 
-Strict fitting. mmengine loads ``load_from`` non-strictly: keys the model
-lacks, keys the file lacks and tensors of another shape only appear in the
-log, and testing goes on with part of the model at its initialisation.
-:func:`check_fit` compares a checkpoint with a model and refuses one that
-does not fit, naming the keys; :func:`load_checkpoint_strict` loads a file
-through mmengine's ``load_state_dict(strict=True)`` after that check, and
-:class:`StrictLoadHook` checks a Runner's ``load_from`` (``tools/test.py``).
-A partial load is a deliberate choice (``allow_partial=True``) and its
-summary is reported.
-
-``--resume``, one rule for named files, the latest checkpoint and the end:
-
-* ``--resume FILE``: ``FILE`` must be a complete mmengine training checkpoint
-  (a dict with ``meta`` and ``state_dict``); anything else is an error that
-  names it (to start from a plain state dict, use ``load_from``).
-* ``--resume`` alone (``'auto'``): the newest complete training checkpoint of
-  the work dir, the file ``last_checkpoint`` names first, then the ``*.pth``
-  files from the newest; each file skipped is named in a warning. Without
-  one, training starts from scratch and says so.
-* A checkpoint saved at or past the end of the schedule is an error.
-
-Temporary files that a killed save left are removed from the work dir first;
-their names never end in ``.pth``.
+mmengine loads ``load_from`` non-strictly, so a checkpoint of another model
+gives a partly initialised model and a metric that looks like a result:
+:func:`check_fit` refuses a checkpoint that does not fit, naming the keys
+(docs/reliability.md, section 8). :func:`setup_resume` gives ``--resume``
+one rule for named files, the latest checkpoint and the end of the schedule
+(section 9).
 """
 
 import glob
@@ -35,7 +18,6 @@ from typing import Any, List, Mapping, Optional
 
 import torch.nn as nn
 from mmengine.config import Config
-from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import load_state_dict
@@ -50,9 +32,7 @@ from .compat import mmengine_checkpoints_allowed
 __all__ = [
     'CheckpointMismatchError',
     'LoadReport',
-    'StrictLoadHook',
     'check_fit',
-    'check_schedule_left',
     'find_resumable_checkpoint',
     'inspect_training_checkpoint',
     'load_checkpoint_strict',
@@ -194,13 +174,20 @@ def load_checkpoint_strict(
 ) -> LoadReport:
     """Load a checkpoint file into a model, refusing one that does not fit.
 
-    The file is read by mmengine's ``CheckpointLoader`` (so ``drn://`` and
-    every other scheme work), checked with :func:`check_fit` and loaded with
-    mmengine's ``load_state_dict`` (strict unless ``allow_partial``, where the
-    tensors that fit are loaded and the rest keeps its initialisation).
+    Args:
+        model (nn.Module): The model (wrappers are looked through).
+        filename (str): The file, read by mmengine's ``CheckpointLoader``
+            (``drn://`` and every other scheme work).
+        allow_partial (bool): Load the tensors that fit and leave the rest at
+            its initialisation instead of raising. Default: False.
+        map_location (Any): Where tensors are loaded. Default: ``'cpu'``.
 
     Returns:
         LoadReport: Empty lists when everything was loaded.
+
+    Raises:
+        CheckpointMismatchError: From :func:`check_fit`, before anything is
+            loaded.
     """
     with mmengine_checkpoints_allowed():
         checkpoint = CheckpointLoader.load_checkpoint(filename, map_location)
@@ -209,59 +196,9 @@ def load_checkpoint_strict(
             f'{filename!r} holds a {type(checkpoint).__name__}, not a state dict'
         )
     report = check_fit(model, checkpoint, repr(filename), allow_partial)
-    target = _unwrap(model)
-    shapes = {k: v.shape for k, v in target.state_dict().items()}
-    state = {
-        k: v
-        for k, v in _model_state(checkpoint).items()
-        if k in shapes and v.shape == shapes[k]
-    }
-    load_state_dict(target, state, strict=report.fits)
+    # tensors of another shape are left out by load_state_dict itself
+    load_state_dict(_unwrap(model), _model_state(checkpoint), strict=report.fits)
     return report
-
-
-class StrictLoadHook(Hook):
-    """Check the Runner's ``load_from`` checkpoint before mmengine loads it.
-
-    mmengine calls ``after_load_checkpoint`` with the loaded file before it
-    puts the weights into the model: a checkpoint that does not fit stops the
-    run there, before any metric. With ``allow_partial`` the run goes on and
-    the summary is logged again after the test metrics.
-
-    Args:
-        filename (str): The checkpoint, as named in messages.
-        allow_partial (bool): Let a checkpoint that does not fit be loaded
-            partly. Default: False.
-    """
-
-    # after the LoggerHook, which prints the metrics in after_test_epoch
-    priority = 'LOWEST'
-
-    def __init__(self, filename: str, allow_partial: bool = False) -> None:
-        self.filename = repr(str(filename))
-        self.allow_partial = allow_partial
-        self.report: Optional[LoadReport] = None
-
-    def after_load_checkpoint(self, runner: Any, checkpoint: dict) -> None:
-        """Refuse (or, allowed, record) a checkpoint that does not fit."""
-        self.report = check_fit(
-            runner.model, checkpoint, self.filename, self.allow_partial
-        )
-        self._warn(runner, 'partial load of')
-
-    def after_test_epoch(self, runner: Any, metrics: Optional[dict] = None) -> None:
-        """Repeat what was not loaded beside the metrics."""
-        # worded differently: mmengine's logger drops repeated warnings
-        self._warn(
-            runner, 'the metrics above are of a partly loaded model: partial load of'
-        )
-
-    def _warn(self, runner: Any, opening: str) -> None:
-        if self.report is not None and not self.report.fits:
-            runner.logger.warning(
-                f'{opening} {self.filename} (allowed), {self.report.loaded} model '
-                f'tensors loaded.\n{self.report.summary()}'
-            )
 
 
 def inspect_training_checkpoint(path: PathLike) -> dict:
@@ -353,18 +290,8 @@ def find_resumable_checkpoint(work_dir: PathLike) -> Optional[str]:
     return None
 
 
-def check_schedule_left(cfg: Config, path: str, meta: dict) -> None:
-    """Refuse to resume a checkpoint saved at or past the end of training.
-
-    Args:
-        cfg (Config): The config (``train_cfg``: ``max_iters`` for
-            iteration-based, ``max_epochs`` for epoch-based loops).
-        path (str): The checkpoint, named in the message.
-        meta (dict): Its ``meta``.
-
-    Raises:
-        ValueError: Nothing is left to train.
-    """
+def _check_schedule_left(cfg: Config, path: str, meta: dict) -> None:
+    """Refuse a checkpoint saved at or past ``max_iters`` / ``max_epochs``."""
     train_cfg = cfg.get('train_cfg') or {}
     for unit, key in (('iter', 'max_iters'), ('epoch', 'max_epochs')):
         end = train_cfg.get(key)
@@ -380,7 +307,13 @@ def check_schedule_left(cfg: Config, path: str, meta: dict) -> None:
 
 
 def setup_resume(cfg: Config, resume: Optional[str]) -> None:
-    """Translate ``--resume [CHECKPOINT]`` by the rule of this module.
+    """Translate ``--resume [CHECKPOINT]`` into ``cfg.resume`` / ``load_from``.
+
+    A named file must be a complete training checkpoint; ``'auto'`` takes
+    :func:`find_resumable_checkpoint`'s, or starts from scratch (and says
+    so); a checkpoint at or past the end of the schedule is refused.
+    Temporary files that a killed save left in the work dir are removed
+    first (their names never end in ``.pth``).
 
     Args:
         cfg (Config): The config, changed in place; ``cfg.work_dir`` must be
@@ -413,6 +346,6 @@ def setup_resume(cfg: Config, resume: Optional[str]) -> None:
             # mmengine would otherwise look up work_dir/last_checkpoint itself
             cfg.resume = False
             return
-    check_schedule_left(cfg, resume, inspect_training_checkpoint(resume))
+    _check_schedule_left(cfg, resume, inspect_training_checkpoint(resume))
     cfg.resume = True
     cfg.load_from = resume

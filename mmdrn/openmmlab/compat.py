@@ -28,7 +28,6 @@ __all__ = [
     'AtomicLocalBackend',
     'CheckpointCompatHook',
     'disable_atomic_checkpoints',
-    'disable_mmengine_checkpoints',
     'disable_safe_loading',
     'enable_atomic_checkpoints',
     'enable_mmengine_checkpoints',
@@ -102,14 +101,6 @@ def enable_mmengine_checkpoints() -> None:
     """
     HistoryBuffer()  # registers the default statistic methods on the class
     torch.serialization.add_safe_globals(_allowed_globals())
-
-
-def disable_mmengine_checkpoints() -> None:
-    """Remove what :func:`enable_mmengine_checkpoints` added; others' entries stay."""
-    ours = _allowed_globals()
-    kept = [g for g in torch.serialization.get_safe_globals() if g not in ours]
-    torch.serialization.clear_safe_globals()
-    torch.serialization.add_safe_globals(kept)
 
 
 @contextlib.contextmanager

@@ -1,24 +1,9 @@
 """What mmdrn's tools do to a config before ``Runner.from_cfg``.
 
-``tools/train.py`` and ``tools/test.py`` are argument parsing plus these
-calls; each turns a flag into config fields, so a config alone (also under
-MMSegmentation's or mmpretrain's own tools) says how a run behaves:
-
-* the config is read as both tools read it (:func:`load_tool_config`) and the
-  process group is torn down when they end (:func:`teardown_distributed`);
-* the codebase is chosen from ``default_scope`` (:func:`register_scope`);
-* the reliability hooks of ``configs/_base_/mmdrn_runtime.py`` are added to a
-  config that lacks them, and ``--no-preempt`` / ``--preempt-signal`` edit
-  them (:func:`setup_hooks`);
-* ``--amp``, ``--show-dir`` and ``--out`` become config fields as in
-  MMSegmentation's and mmpretrain's tools, ``--amp`` on CPU by a measurement
-  of whether bfloat16 is faster there;
-* any config runs on CPU, also distributed. mmengine's ``init_dist`` calls
-  ``torch.cuda.set_device`` for every launcher, which fails without CUDA; so
-  on CPU the process group is initialised with gloo before the Runner is
-  built (mmengine then uses it), SyncBN becomes BN (torch's SyncBatchNorm only
-  synchronises CUDA tensors) and DDP is built without ``device_ids``. On a
-  GPU nothing changes.
+Each function turns a flag of ``tools/train.py`` or ``tools/test.py`` into
+config fields, so the config alone (also under MMSegmentation's or
+mmpretrain's own tools) says how a run behaves. :func:`setup_device` makes
+any config run on CPU, also distributed.
 """
 
 import contextlib
@@ -39,6 +24,7 @@ from mmdrn.inference.precision import (
     PrecisionDecision,
     precision_decision,
 )
+from mmdrn.utils.validation import check_choice
 
 from .hooks.preemption import parse_signal
 from .registry import KNOWN_SCOPES
@@ -54,8 +40,6 @@ __all__ = [
     'setup_amp',
     'setup_device',
     'setup_hooks',
-    'setup_out',
-    'setup_show_dir',
     'teardown_distributed',
 ]
 
@@ -137,11 +121,6 @@ def setup_hooks(
     return added
 
 
-def _check_launcher(launcher: str) -> None:
-    if launcher not in LAUNCHERS:
-        raise ValueError(f'launcher must be one of {LAUNCHERS}, got {launcher!r}')
-
-
 def load_tool_config(
     config: str,
     cfg_options: Optional[Dict[str, Any]] = None,
@@ -165,7 +144,7 @@ def load_tool_config(
     Raises:
         ValueError: ``launcher`` is not one of :data:`LAUNCHERS`.
     """
-    _check_launcher(launcher)
+    check_choice('launcher', launcher, LAUNCHERS)
     cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -203,13 +182,13 @@ def register_scope(cfg: Config) -> str:
     Raises:
         ValueError: ``default_scope`` is another codebase.
     """
-    scope = cfg.get('default_scope', 'mmseg')
+    scope = check_choice(
+        'default_scope', cfg.get('default_scope', 'mmseg'), KNOWN_SCOPES
+    )
     if scope == 'mmseg':
         from mmseg.utils import register_all_modules
-    elif scope == 'mmpretrain':
-        from mmpretrain.utils import register_all_modules
     else:
-        raise ValueError(f'default_scope must be one of {KNOWN_SCOPES}, got {scope!r}')
+        from mmpretrain.utils import register_all_modules
     # The Runner sets the default scope itself, from the same field.
     register_all_modules(init_default_scope=False)
     return scope
@@ -265,42 +244,9 @@ def _setup_cuda_amp(wrapper: Dict[str, Any], amp: str) -> str:
     return wrapper.get('dtype') or 'float16'
 
 
-def setup_amp(cfg: Config, device: str, amp: str = 'auto') -> Optional[str]:
-    """Turn on automatic mixed precision for training (``--amp``).
-
-    On CUDA this is mmengine's ``AmpOptimWrapper``: float16 with dynamic
-    loss scaling for ``'auto'`` and ``'fp16'`` (what MMSegmentation's
-    ``--amp`` does), bfloat16 for ``'bf16'``. mmengine refuses that wrapper
-    without a GPU, so on CPU bfloat16 runs in
-    :class:`~mmdrn.openmmlab.optim_wrapper.CPUAmpOptimWrapper` (bfloat16
-    autocast; no loss scaling, bfloat16 has float32's range). bfloat16 is
-    several times faster than float32 on some CPUs and slower on others, so
-    on CPU ``'auto'`` trains in bfloat16 only where
-    :func:`~mmdrn.inference.precision.precision_decision` measured it faster,
-    and says so in the log either way. In a distributed run every process
-    follows rank 0's measurement.
-
-    Args:
-        cfg (Config): The config, changed in place.
-        device (str): ``'cuda'`` or ``'cpu'``.
-        amp (str): One of :data:`AMP_MODES`. Default: ``'auto'``.
-
-    Returns:
-        str | None: The training precision set, ``'float16'`` or
-        ``'bfloat16'``; None when training stays in float32.
-
-    Raises:
-        ValueError: ``device`` or ``amp`` is unknown, or ``'fp16'`` on CPU.
-    """
-    if amp not in AMP_MODES:
-        raise ValueError(f'amp must be one of {AMP_MODES}, got {amp!r}')
-    if device not in ('cuda', 'cpu'):
-        raise ValueError(f"device must be 'cuda' or 'cpu', got {device!r}")
-    if amp == 'off':
-        return None
-    wrapper = cfg.optim_wrapper
-    if device == 'cuda':
-        return _setup_cuda_amp(wrapper, amp)
+def _setup_cpu_amp(wrapper: Dict[str, Any], amp: str) -> Optional[str]:
+    # mmengine refuses AmpOptimWrapper without a GPU; bfloat16 needs no loss
+    # scaling (it has float32's range).
     if amp == 'fp16':
         raise ValueError(
             "amp 'fp16' needs a CUDA device; on CPU use 'bf16', 'auto' or 'off'"
@@ -331,13 +277,48 @@ def setup_amp(cfg: Config, device: str, amp: str = 'auto') -> Optional[str]:
     return 'bfloat16'
 
 
+def setup_amp(cfg: Config, device: str, amp: str = 'auto') -> Optional[str]:
+    """Turn on automatic mixed precision for training (``--amp``).
+
+    On CUDA: mmengine's ``AmpOptimWrapper``, float16 with dynamic loss
+    scaling for ``'auto'`` and ``'fp16'`` (what MMSegmentation's ``--amp``
+    does), bfloat16 for ``'bf16'``. On CPU: bfloat16 autocast in
+    :class:`~mmdrn.openmmlab.optim_wrapper.CPUAmpOptimWrapper`, for
+    ``'auto'`` only where
+    :func:`~mmdrn.inference.precision.precision_decision` measured it faster
+    than float32 (every process follows rank 0's measurement); the log says
+    which and why.
+
+    Args:
+        cfg (Config): The config, changed in place.
+        device (str): ``'cuda'`` or ``'cpu'``.
+        amp (str): One of :data:`AMP_MODES`. Default: ``'auto'``.
+
+    Returns:
+        str | None: The training precision set, ``'float16'`` or
+        ``'bfloat16'``; None when training stays in float32.
+
+    Raises:
+        ValueError: ``device`` or ``amp`` is unknown, or ``'fp16'`` on CPU.
+    """
+    check_choice('amp', amp, AMP_MODES)
+    check_choice('device', device, ('cuda', 'cpu'))
+    if amp == 'off':
+        return None
+    if device == 'cuda':
+        return _setup_cuda_amp(cfg.optim_wrapper, amp)
+    return _setup_cpu_amp(cfg.optim_wrapper, amp)
+
+
 def setup_device(cfg: Config, launcher: str) -> str:
     """Adapt a config to the machine it runs on.
 
-    With CUDA the config is left as it is. Without, SyncBN layers become BN,
-    and for a distributed run the process group is initialised with gloo
-    (``env_cfg.dist_cfg.backend`` then says so) and DDP is told not to
-    expect GPU ``device_ids``.
+    With CUDA the config is left as it is. Without, SyncBN layers become BN
+    (torch's SyncBatchNorm only synchronises CUDA tensors), and for a
+    distributed run the process group is initialised with gloo before the
+    Runner is built (:func:`init_cpu_dist`; mmengine then uses that group and
+    ``env_cfg.dist_cfg.backend`` says so) and DDP is told not to expect GPU
+    ``device_ids``.
 
     Args:
         cfg (Config): The config, changed in place.
@@ -346,7 +327,7 @@ def setup_device(cfg: Config, launcher: str) -> str:
     Returns:
         str: ``'cuda'`` or ``'cpu'``.
     """
-    _check_launcher(launcher)
+    check_choice('launcher', launcher, LAUNCHERS)
     if torch.cuda.is_available():
         return 'cuda'
     changed = revert_sync_bn(cfg.model)
@@ -395,7 +376,7 @@ def init_cpu_dist(launcher: str, backend: str = 'gloo', **kwargs: Any) -> None:
     Raises:
         ValueError: Another launcher.
     """
-    _check_launcher(launcher)
+    check_choice('launcher', launcher, LAUNCHERS)
     if launcher != 'pytorch':
         raise ValueError(
             f"without CUDA, distributed runs use the 'pytorch' launcher "
@@ -413,80 +394,3 @@ def init_cpu_dist(launcher: str, backend: str = 'gloo', **kwargs: Any) -> None:
         world_size=int(os.environ['WORLD_SIZE']),
         **options,
     )
-
-
-def setup_show_dir(
-    cfg: Config,
-    scope: str,
-    show_dir: Optional[str],
-    show: bool = False,
-    wait_time: float = 2.0,
-) -> None:
-    """Make testing draw (and save, or show) its predictions.
-
-    MMSeg: the ``SegVisualizationHook`` draws every ``interval``-th test
-    image (as configured), and the ``SegLocalVisualizer`` saves the pictures
-    under ``show_dir/vis_data/vis_image``.
-    mmpretrain: its ``VisualizationHook`` writes to ``show_dir``.
-
-    Args:
-        cfg (Config): The config, changed in place.
-        scope (str): ``'mmseg'`` or ``'mmpretrain'``.
-        show_dir (str, optional): Where pictures go. ``None`` with
-            ``show=False`` leaves the config alone.
-        show (bool): Show pictures in a window. Default: False.
-        wait_time (float): Seconds each shown picture stays. Default: 2.
-
-    Raises:
-        ValueError: ``scope`` is unknown.
-        KeyError: The config has no ``default_hooks.visualization``.
-    """
-    if show_dir is None and not show:
-        return
-    if scope not in KNOWN_SCOPES:
-        raise ValueError(f'scope must be one of {KNOWN_SCOPES}, got {scope!r}')
-    hook = cfg.get('default_hooks', {}).get('visualization')
-    if hook is None:
-        raise KeyError('the config has no default_hooks.visualization to draw with')
-    if scope == 'mmseg':
-        hook.draw = True
-        if show_dir is not None:
-            cfg.visualizer.save_dir = show_dir
-    else:
-        hook.enable = True
-        if show_dir is not None:
-            hook.out_dir = show_dir
-    if show:
-        hook.show = True
-        hook.wait_time = wait_time
-
-
-def setup_out(cfg: Config, scope: str, out: Optional[str]) -> None:
-    """Keep the test predictions.
-
-    MMSeg: ``IoUMetric`` writes each prediction as a PNG into ``out``
-    (a directory). mmpretrain: a ``DumpResults`` metric pickles them to
-    ``out`` (a file).
-
-    Args:
-        cfg (Config): The config, changed in place.
-        scope (str): ``'mmseg'`` or ``'mmpretrain'``.
-        out (str, optional): Output directory (MMSeg) or file (mmpretrain).
-
-    Raises:
-        ValueError: ``scope`` is unknown.
-    """
-    if out is None:
-        return
-    if scope == 'mmseg':
-        evaluators = cfg.test_evaluator
-        for evaluator in evaluators if isinstance(evaluators, list) else [evaluators]:
-            evaluator['output_dir'] = out
-            evaluator['keep_results'] = True
-    elif scope == 'mmpretrain':
-        evaluators = cfg.test_evaluator
-        evaluators = list(evaluators) if isinstance(evaluators, list) else [evaluators]
-        evaluators.append(dict(type='DumpResults', out_file_path=out))
-        cfg.test_evaluator = evaluators
-    else:
-        raise ValueError(f'scope must be one of {KNOWN_SCOPES}, got {scope!r}')

@@ -135,5 +135,5 @@ def test_registers_into_whichever_codebase_is_installed(blocked, scopes, heads):
     assert result['drn_c'] is True
     demo = ['DRNDemoDataset'] if 'mmseg' in scopes else []
     checks = ['BadSampleError', 'CheckSegLabels', 'CheckedDataset']
-    checks += ['add_data_checks', 'check_class_weights']
+    checks += ['add_data_checks']
     assert result['datasets'] == ['POSITIONS', 'FixedCrop', *checks] + demo

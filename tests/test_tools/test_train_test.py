@@ -3,10 +3,12 @@
 import glob
 import os
 import re
+import textwrap
 
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 from PIL import Image
 from tool_runner import (
     check,
@@ -230,3 +232,83 @@ def test_tools_report_bad_arguments(tmp_path):
     assert "argument --launcher: invalid choice: 'k8s'" in proc.stderr
     proc = run_tool('test.py', [str(tmp_path / 'missing.py'), 'x.pth'], str(tmp_path))
     assert proc.returncode != 0 and 'missing.py' in proc.stderr
+
+
+PRETRAIN_CONFIG = """
+default_scope = 'mmpretrain'
+custom_imports = dict(imports=['mmdrn.openmmlab'], allow_failed_imports=False)
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='DRN_C', depth=26, out_indices=1),
+    head=dict(type='LinearClsHead', num_classes=2, in_channels=512))
+test_dataloader = dict(
+    batch_size=1, num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='CustomDataset', data_root={data_root!r},
+                 data_prefix='img_dir/val', with_label=False, pipeline=[]))
+test_evaluator = dict(type='Accuracy')
+test_cfg = dict()
+default_hooks = dict(visualization=dict(type='VisualizationHook'))
+"""
+
+
+def _config_as_tested(tmp_path, config, *flags) -> Config:
+    """Run tools/test.py with a checkpoint that does not exist: the Runner is
+    built (and dumps the config it got into the work dir), then the load
+    fails. That config."""
+    args = [config, 'missing.pth', '--work-dir', 'w', *flags]
+    proc = run_tool('test.py', args, str(tmp_path))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert 'missing.pth can not be found' in proc.stderr.strip().splitlines()[-1]
+    return Config.fromfile(str(tmp_path / 'w' / os.path.basename(config)))
+
+
+def test_test_tool_show_and_out_flags_edit_the_config(tmp_path, demo_data):
+    """mmpretrain: --show-dir and --show turn its VisualizationHook on, --out
+    adds a DumpResults metric (MMSeg's pictures and PNG predictions are
+    checked in the demo test above)."""
+    config = tmp_path / 'cls.py'
+    config.write_text(textwrap.dedent(PRETRAIN_CONFIG.format(data_root=demo_data)))
+    flags = ['--show-dir', 'vis', '--show', '--wait-time', '0.5', '--out', 'p.pkl']
+    cfg = _config_as_tested(tmp_path, str(config), *flags)
+    hook = cfg.default_hooks.visualization
+    assert (hook.enable, hook.out_dir, hook.show, hook.wait_time) == (
+        True,
+        'vis',
+        True,
+        0.5,
+    )
+    assert cfg.test_evaluator == [
+        dict(type='Accuracy'),
+        dict(type='DumpResults', out_file_path='p.pkl'),
+    ]
+    # without a visualization hook there is nothing to draw with
+    seg = write_tiny_config(tmp_path / 'seg.py', demo_data)
+    options = ['--cfg-options', 'default_hooks.visualization=None']
+    proc = run_tool(
+        'test.py', [seg, 'x.pth', '--show-dir', 'v', *options], str(tmp_path)
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "KeyError: 'the config has no default_hooks.visualization to draw with'"
+    )
+
+
+def test_train_tool_checks_class_weight_against_num_classes(tmp_path, demo_data):
+    """Once the model is built, before the first loss: a decode head's
+    class_weight needs one entry per class."""
+    config = write_tiny_config(tmp_path / 'cw.py', demo_data, max_iters=1)
+    weights = 'model.decode_head.loss_decode.class_weight'
+    args = [config, '--work-dir', 'w', '--cfg-options']
+    proc = run_tool(
+        'train.py', args + [f'{weights}=[1.0,1.0,1.0,1.0,1.0]'], str(tmp_path)
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        'ValueError: decode_head: class_weight of CrossEntropyLoss has 5 entries '
+        'but num_classes is 7; give one weight per class'
+    )
+    assert 'Iter(train)' not in proc.stdout + proc.stderr
+    options = [f'{weights}=[1.0,1.0,1.0,1.0,1.0,1.0,2.0]']
+    check(run_tool('train.py', args + options, str(tmp_path)))
+    assert (tmp_path / 'w' / 'iter_1.pth').is_file()

@@ -1,11 +1,5 @@
-"""The registered data components: ``DRNDemoDataset`` (MMSeg), ``FixedCrop``,
-and the checks of broken samples and labels (``CheckedDataset``,
-``CheckSegLabels``).
-
-``DRNDemoDataset`` subclasses MMSegmentation's ``BaseSegDataset`` and is
-defined only when MMSegmentation is installed; ``FixedCrop`` (mmcv) is
-registered into every installed codebase.
-"""
+"""The registered data components; ``DRNDemoDataset`` (a ``BaseSegDataset``)
+only when MMSegmentation is installed."""
 
 from ..registry import SCOPES
 from .checks import (
@@ -13,7 +7,6 @@ from .checks import (
     CheckedDataset,
     CheckSegLabels,
     add_data_checks,
-    check_class_weights,
 )
 from .transforms import POSITIONS, FixedCrop
 
@@ -24,7 +17,6 @@ __all__ = [
     'CheckSegLabels',
     'CheckedDataset',
     'add_data_checks',
-    'check_class_weights',
 ]
 
 if 'mmseg' in SCOPES:

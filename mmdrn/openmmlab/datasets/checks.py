@@ -1,40 +1,25 @@
 """Data checks: a broken sample names its file and dataset index.
 
 One unreadable file among thousands otherwise stops training deep inside a
-dataloader worker with a message about ``NoneType`` or a ``BytesIO`` object
-and no file name; a label map of another size than its image, or with values
-that are no class, trains without complaint and skews the loss and mIoU.
-
-* :class:`CheckedDataset` wraps any MMSegmentation/mmpretrain dataset. It
-  runs the dataset's own pipeline, and an error of a transform becomes a
-  :class:`BadSampleError` naming the dataset index, the files and the cause
-  (missing, empty, undecodable). With ``skip_unreadable=True`` a training
-  sample whose files cannot be read is replaced by another one, and each skip
-  is logged with the file, the cause and the number skipped so far.
-* :class:`CheckSegLabels` (inserted by :class:`CheckedDataset` right after
-  the loading transforms) refuses a label map whose size differs from its
-  image's, or that holds values outside ``[0, num_classes)`` other than the
-  ignore index.
-* :func:`check_class_weights` compares each decode head's loss
-  ``class_weight`` with its number of classes.
-* :func:`add_data_checks` wraps the datasets of a config's dataloaders;
-  ``tools/train.py`` calls it, and the config field ``data_checks`` sets it:
-  ``data_checks = dict(check_labels=True, skip_unreadable=False)`` (the
-  defaults), or ``dict(enabled=False)`` to leave the datasets as they are.
+dataloader worker with no file name; a label map of another size than its
+image, or with values that are no class, trains without complaint and skews
+the loss and mIoU. docs/reliability.md (section 7) has the guarantee, the
+messages and the ``data_checks`` settings of :func:`add_data_checks`.
 """
 
 import copy
 import logging
 import os
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Union
 
 import numpy as np
-import torch
 from mmcv.transforms import BaseTransform
 from mmengine.config import Config
+from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 from mmengine.registry import DATASETS
 
+from ...utils.validation import check_int
 from ..registry import register_dataset, register_transform
 
 __all__ = [
@@ -42,7 +27,6 @@ __all__ = [
     'CheckSegLabels',
     'CheckedDataset',
     'add_data_checks',
-    'check_class_weights',
 ]
 
 # Dataset wrappers of mmengine whose children are wrapped instead.
@@ -57,14 +41,6 @@ DATA_CHECKS_KEYS = ('enabled', 'check_labels', 'skip_unreadable')
 
 class BadSampleError(ValueError):
     """A dataset sample could not be loaded or failed a check."""
-
-
-def _nonnegative_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f'{name} must be an int >= 0, got {value!r}')
-    if value < 0:
-        raise ValueError(f'{name} must be an int >= 0, got {value}')
-    return int(value)
 
 
 @register_transform()
@@ -90,14 +66,10 @@ class CheckSegLabels(BaseTransform):
 
     def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
         super().__init__()
-        self.num_classes = _nonnegative_int('num_classes', num_classes)
-        if self.num_classes == 0:
-            raise ValueError('num_classes must be >= 1, got 0')
-        if isinstance(ignore_index, bool) or not isinstance(
-            ignore_index, (int, np.integer)
-        ):
+        self.num_classes = check_int('num_classes', num_classes)
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
             raise TypeError(f'ignore_index must be an int, got {ignore_index!r}')
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = ignore_index
 
     def transform(self, results: dict) -> dict:
         """Check ``gt_seg_map`` against ``img`` and the classes."""
@@ -156,29 +128,78 @@ def _is_loading(transform: Any) -> bool:
     return type(transform).__name__.startswith('Load')
 
 
+def _describe(results: dict, transform: Any, err: Optional[Exception]) -> str:
+    """The sample, its files, the cause found on disk and the failing transform."""
+    files = {k: results[k] for k in _FILE_KEYS if results.get(k)}
+    where = ', '.join(f'{k}={v}' for k, v in files.items())
+    # The file the failing transform reads, when its name says which.
+    reads = ['seg_map_path'] if 'Annotation' in type(transform).__name__ else None
+    candidates = [files[k] for k in reads or files if k in files]
+    problems = [p for p in map(_file_problem, candidates) if p]
+    what = (
+        f'{type(err).__name__}: {err}'
+        if err is not None
+        else 'it returned None (the file could not be read)'
+    )
+    if problems:
+        cause = '; '.join(problems)
+    elif _is_loading(transform):
+        cause = f'{" and ".join(candidates)}: cannot be read or decoded'
+    else:
+        cause = 'a transform failed'
+    return (
+        f'dataset sample {results.get("sample_idx")} ({where}): {cause} '
+        f'[{type(transform).__name__}: {what}]'
+    )
+
+
+class _Guarded:
+    """A transform of a :class:`CheckedDataset`'s pipeline whose failure
+    raises a :class:`BadSampleError` or, for an unreadable file that may be
+    skipped, returns None (the dataset then draws another sample)."""
+
+    def __init__(self, transform: Any, owner: 'CheckedDataset', loading: bool) -> None:
+        self.transform = transform
+        self.owner = owner
+        self.loading = loading
+
+    def __call__(self, results: dict) -> Optional[dict]:
+        try:
+            out = self.transform(results)
+        except BadSampleError as err:
+            index = results.get('sample_idx')
+            raise BadSampleError(f'dataset sample {index}: {err}') from err
+        except Exception as err:
+            return self.owner._failed(results, self.transform, err, self.loading)
+        if out is None and self.loading:
+            return self.owner._failed(results, self.transform, None, True)
+        return out
+
+    def __repr__(self) -> str:
+        return repr(self.transform)
+
+
 @register_dataset()
 class CheckedDataset:
     """A dataset whose broken samples name their file, index and cause.
 
-    The wrapped dataset's pipeline runs unchanged, in two stages: the
+    The wrapped dataset's pipeline runs unchanged, each transform guarded: the
     loading transforms (``Load*``, which read the files), then a
     :class:`CheckSegLabels` with the dataset's classes and ignore index (if
     ``check_labels`` and the dataset has classes), then the rest. An error
-    in either stage raises :class:`BadSampleError`, e.g.::
-
-        BadSampleError: dataset sample 3 (img_path=data/img/a.png,
-        seg_map_path=data/ann/a.png): data/ann/a.png is empty (0 bytes)
-        [LoadAnnotations: UnidentifiedImageError: cannot identify image file ...]
+    of any of them raises :class:`BadSampleError` (docs/reliability.md,
+    section 7, shows the messages).
 
     ``skip_unreadable=True`` replaces a training sample whose files cannot be
     read (an error, or ``None``, from a loading transform) by a random other
-    one and logs a warning naming the file, the cause and the count skipped
-    so far in this process. Evaluation datasets (``test_mode=True``) never
-    skip: their metrics must cover every sample. Failed label checks and
-    errors of later transforms are never skipped.
+    one, through the wrapped dataset's own refetching, and logs a warning
+    naming the file, the cause and the count skipped so far in this process.
+    Evaluation datasets (``test_mode=True``) never skip: their metrics must
+    cover every sample. Failed label checks and errors of later transforms
+    are never skipped.
 
     Args:
-        dataset (dict | Dataset): The dataset, or its config.
+        dataset (dict | BaseDataset): The dataset, or its config.
         check_labels (bool): Check label maps (:class:`CheckSegLabels`).
             Default: True.
         skip_unreadable (bool): Skip unreadable training samples (logged).
@@ -198,7 +219,7 @@ class CheckedDataset:
 
     def __init__(
         self,
-        dataset: Union[dict, Any],
+        dataset: Union[dict, BaseDataset],
         check_labels: bool = True,
         skip_unreadable: bool = False,
         max_refetch: int = 1000,
@@ -211,7 +232,7 @@ class CheckedDataset:
         ):
             if not isinstance(value, bool):
                 raise TypeError(f'{name} must be True or False, got {value!r}')
-        self.max_refetch = _nonnegative_int('max_refetch', max_refetch)
+        self.max_refetch = check_int('max_refetch', max_refetch, minimum=0)
         if isinstance(dataset, dict):
             dataset = DATASETS.build({**dataset, **dataset_options})
         elif dataset_options:
@@ -220,137 +241,70 @@ class CheckedDataset:
                 f'dataset given as a config, not to a built '
                 f'{type(dataset).__name__}'
             )
-        self.dataset = dataset
-        if not hasattr(self.dataset, 'pipeline') or not hasattr(
-            self.dataset.pipeline, 'transforms'
-        ):
+        if not isinstance(dataset, BaseDataset):
             raise TypeError(
-                f'CheckedDataset wraps a dataset with a pipeline of transforms '
-                f'(an MMSeg/mmpretrain dataset); got {type(self.dataset).__name__}'
+                f'CheckedDataset wraps an mmengine BaseDataset (an MMSeg/mmpretrain '
+                f'dataset); got {type(dataset).__name__}'
             )
+        self.dataset = dataset
         self.check_labels = check_labels
         self.skip_unreadable = skip_unreadable
-        self._metainfo = self.dataset.metainfo
         self.skipped = 0
         self._fully_initialized = False
         if not lazy_init:
             self.full_init()
 
-    @property
-    def metainfo(self) -> dict:
-        """The wrapped dataset's meta information."""
-        return copy.deepcopy(self._metainfo)
-
     def full_init(self) -> None:
-        """Initialise the wrapped dataset and split its pipeline."""
+        """Initialise the wrapped dataset and guard its pipeline."""
         if self._fully_initialized:
             return
         self.dataset.full_init()
+        self.dataset.max_refetch = self.max_refetch
         transforms = list(self.dataset.pipeline.transforms)
         last_load = max(
             (i for i, t in enumerate(transforms) if _is_loading(t)), default=-1
         )
-        self._loading = transforms[: last_load + 1]
-        self._processing = transforms[last_load + 1 :]
-        classes = self._metainfo.get('classes') or ()
+        classes = self.dataset.metainfo.get('classes') or ()
         if self.check_labels and classes:
             check = CheckSegLabels(
                 len(classes), getattr(self.dataset, 'ignore_index', 255)
             )
-            self._processing.insert(0, check)
+            transforms.insert(last_load + 1, check)
+        self.dataset.pipeline.transforms = [
+            _Guarded(t, self, loading=i <= last_load) for i, t in enumerate(transforms)
+        ]
         self._fully_initialized = True
 
-    def get_data_info(self, idx: int) -> dict:
-        """The wrapped dataset's annotation of sample ``idx``."""
-        return self.dataset.get_data_info(idx)
+    def _failed(
+        self, results: dict, transform: Any, err: Optional[Exception], loading: bool
+    ) -> None:
+        """Raise the error of a sample, or log its skip (then return None)."""
+        message = _describe(results, transform, err)
+        if not loading or not self.skip_unreadable or self.dataset.test_mode:
+            raise BadSampleError(message) from err
+        self.skipped += 1
+        print_log(
+            f'skipped unreadable {message}; {self.skipped} sample(s) skipped '
+            f'so far by process {os.getpid()}',
+            'current',
+            logging.WARNING,
+        )
 
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def __getitem__(self, idx: int) -> Any:
+        if not self._fully_initialized:
+            self.full_init()
+        return self.dataset[idx]
+
     def __getattr__(self, name: str) -> Any:
-        # ignore_index, label_map, test_mode... of the wrapped dataset. The
+        # metainfo, get_data_info, ignore_index... of the wrapped dataset. The
         # guard keeps copy/pickle (which look up dunders before __init__ ran)
         # from recursing.
         if name.startswith('_') or name == 'dataset':
             raise AttributeError(name)
         return getattr(self.dataset, name)
-
-    def _describe(
-        self, idx: int, info: dict, transform: Any, err: Optional[Exception]
-    ) -> str:
-        files = {k: info[k] for k in _FILE_KEYS if info.get(k)}
-        where = ', '.join(f'{k}={v}' for k, v in files.items())
-        # The file the failing transform reads, when its name says which.
-        reads = ['seg_map_path'] if 'Annotation' in type(transform).__name__ else None
-        candidates = [files[k] for k in reads or files if k in files]
-        problems = [p for p in map(_file_problem, candidates) if p]
-        what = (
-            f'{type(err).__name__}: {err}'
-            if err is not None
-            else 'it returned None (the file could not be read)'
-        )
-        if problems:
-            cause = '; '.join(problems)
-        elif _is_loading(transform):
-            cause = f'{" and ".join(candidates)}: cannot be read or decoded'
-        else:
-            cause = 'a transform failed'
-        return (
-            f'dataset sample {idx} ({where}): {cause} '
-            f'[{type(transform).__name__}: {what}]'
-        )
-
-    def _run(
-        self, transforms: List[Any], results: dict, idx: int, info: dict
-    ) -> Tuple[Optional[dict], Any]:
-        """Apply ``transforms``; ``(None, transform)`` if one returned None."""
-        for transform in transforms:
-            try:
-                results = transform(results)
-            except BadSampleError as err:
-                raise BadSampleError(f'dataset sample {idx}: {err}') from err
-            except Exception as err:
-                raise BadSampleError(self._describe(idx, info, transform, err)) from err
-            if results is None:
-                return None, transform
-        return results, None
-
-    def __getitem__(self, idx: int) -> Any:
-        if not self._fully_initialized:
-            self.full_init()
-        test_mode = bool(getattr(self.dataset, 'test_mode', False))
-        for _ in range(self.max_refetch + 1):
-            info = self.dataset.get_data_info(idx)
-            try:
-                results, empty = self._run(self._loading, info, idx, info)
-                if results is None:
-                    raise BadSampleError(self._describe(idx, info, empty, None))
-            except BadSampleError as err:
-                if test_mode or not self.skip_unreadable:
-                    raise
-                self.skipped += 1
-                print_log(
-                    f'skipped unreadable {err}; {self.skipped} sample(s) skipped '
-                    f'so far by process {os.getpid()}',
-                    'current',
-                    logging.WARNING,
-                )
-                idx = int(np.random.randint(0, len(self)))
-                continue
-            results, _ = self._run(self._processing, results, idx, info)
-            if results is not None:
-                return results
-            # A random augmentation gave up on this sample, as mmengine
-            # allows: draw another one (never in evaluation).
-            if test_mode:
-                raise BadSampleError(
-                    f'dataset sample {idx}: the test pipeline returned None'
-                )
-            idx = int(np.random.randint(0, len(self)))
-        raise BadSampleError(
-            f'no loadable sample in {self.max_refetch + 1} attempts in a row; '
-            f'check the dataset files and the pipeline'
-        )
 
     def __repr__(self) -> str:
         return (
@@ -414,36 +368,3 @@ def add_data_checks(cfg: Config) -> bool:
         if isinstance(loader, dict) and loader.get('dataset') is not None:
             loader['dataset'] = _wrap(loader['dataset'], options)
     return True
-
-
-def check_class_weights(model: torch.nn.Module) -> None:
-    """Compare each decode head's loss ``class_weight`` with its classes.
-
-    A class weight list of the wrong length otherwise fails at the first
-    loss with torch's "weight tensor should be defined either for all N
-    classes or no classes".
-
-    Args:
-        model (nn.Module): A built segmentor (any wrapper is looked through).
-
-    Raises:
-        ValueError: Naming the head, the loss, both lengths.
-    """
-    for name, module in model.named_modules():
-        losses = getattr(module, 'loss_decode', None)
-        num_classes = getattr(module, 'num_classes', None)
-        if losses is None or num_classes is None:
-            continue
-        if not isinstance(losses, torch.nn.ModuleList):
-            losses = [losses]
-        # A binary head may predict one channel for its two classes.
-        expected = {num_classes, getattr(module, 'out_channels', num_classes)}
-        for loss in losses:
-            weight = getattr(loss, 'class_weight', None)
-            if weight is None or len(weight) in expected:
-                continue
-            raise ValueError(
-                f'{name or "model"}: class_weight of '
-                f'{type(loss).__name__} has {len(weight)} entries but '
-                f'num_classes is {num_classes}; give one weight per class'
-            )

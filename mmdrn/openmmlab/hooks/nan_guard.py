@@ -1,11 +1,9 @@
 """Stop training at the first NaN or Inf loss, before it is checkpointed.
 
-A diverged loss turns the weights into NaN within a step while mmengine keeps
-going: the log shows ``loss: nan`` and every later checkpoint holds a broken
-model. :class:`NaNGuardHook` checks the loss terms after each iteration and
-stops the run with the iteration and the offending terms; it runs before the
-``CheckpointHook`` of the same iteration, so the last checkpoint is the one to
-resume from (with a lower learning rate or gradient clipping).
+mmengine trains on after a diverged loss, and every later checkpoint holds a
+broken model; docs/reliability.md (section 4) has the guarantee. mmengine's
+``CheckInvalidLossHook`` checks only the total, with an ``assert``, on one
+rank.
 """
 
 from typing import Any, Dict, Optional

@@ -1,17 +1,8 @@
 """Graceful pre-emption: save a resumable checkpoint when the job is told to stop.
 
-Schedulers stop a job with a signal some time before they kill it (slurm:
-SIGTERM, or SIGUSR1 with ``--signal=USR1@120``; Kubernetes and spot machines:
-SIGTERM), and mmengine does not handle it: everything since the last
-periodic checkpoint is lost. :class:`PreemptionHook` lets the iteration in
-progress finish, saves it, and ends the process with
-:data:`PREEMPTED_EXIT_CODE` (75, ``EX_TEMPFAIL``) for the job script to
-requeue on; ``tools/train.py --resume`` continues from the file. The ranks
-of a distributed run stop after the same iteration. docs/reliability.md
-(section 5) has the details and the launchers.
-
-Example:
-    >>> custom_hooks = [dict(type='PreemptionHook', signals=['SIGTERM', 'SIGUSR1'])]
+mmengine does not handle the signal a scheduler sends before it kills a job,
+so everything since the last periodic checkpoint is lost.
+docs/reliability.md (section 5) has the guarantee and the launchers.
 """
 
 import logging
@@ -26,6 +17,7 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 
 from ...utils.file_io import atomic_write
+from ...utils.validation import check_int
 from ..registry import register_hook
 
 __all__ = [
@@ -151,18 +143,11 @@ class PreemptionHook(Hook):
             raise TypeError(
                 f'signals must be a list of signal names or numbers, got {signals!r}'
             )
-        for name, value, low, high in (
-            ('exit_code', exit_code, 1, 255),
-            ('interval', interval, 1, None),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f'{name} must be an int, got {value!r}')
-            if value < low or (high is not None and value > high):
-                allowed = f'{low}..{high}' if high else f'>= {low}'
-                raise ValueError(f'{name} must be in {allowed}, got {value}')
+        if check_int('exit_code', exit_code) > 255:
+            raise ValueError(f'exit_code must be in 1..255, got {exit_code}')
         self.signals = tuple(dict.fromkeys(parse_signal(s) for s in signals))
         self.exit_code = exit_code
-        self.interval = interval
+        self.interval = check_int('interval', interval)
         self.received: Optional[signal.Signals] = None
         self._previous: Dict[signal.Signals, Any] = {}
         self._install()

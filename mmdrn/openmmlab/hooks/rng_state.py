@@ -1,29 +1,11 @@
 """Bit-exact resume: training checkpoints that carry the random state.
 
-mmengine seeds torch, numpy and Python's ``random`` once, when the Runner
-starts, and a checkpoint records only that seed. A resumed run is seeded
-afresh and replays the data already trained on: the data pipeline's draws
-are replayed, the model's (dropout) are not, so the random numbers, and with
-them the weights, part from an uninterrupted run's.
-
-:class:`RNGStateHook` records every rank's generators (torch CPU and CUDA,
-numpy, ``random``) after each training iteration, stores the record of the
-saved iteration in ``checkpoint['rng_state']`` (types a ``weights_only=True``
-load reads) and, on resume, restores it where the uninterrupted run stood:
-after mmengine's replay of the data, before the first new batch is fetched.
-It also puts the states back after each validation, so training draws the
-same numbers however often it validates. Data loader workers need nothing
-stored: mmengine's ``worker_init_fn`` re-seeds them, and the replay brings
-each to where it was.
-
-docs/reliability.md (section 10) states the guarantee, how it is tested and
-what stays out of reach (non-deterministic CUDA kernels, generators owned by
-other objects, another number of processes, mid-epoch checkpoints of
-epoch-based loops, persistent workers across epochs); each case that cannot
-be resumed exactly is resumed with a warning that names it.
-
-Example:
-    >>> custom_hooks = [dict(type='RNGStateHook')]  # in a config
+mmengine seeds the global generators once and a checkpoint records only the
+seed, so a resumed run's dropout draws other numbers than an uninterrupted
+run's. :class:`RNGStateHook` stores every rank's generator states in
+``checkpoint['rng_state']`` and restores them where the uninterrupted run
+stood. docs/reliability.md (section 10) states the guarantee, how it works,
+how it is tested and what stays out of reach.
 """
 
 import logging

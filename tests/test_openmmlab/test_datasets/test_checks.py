@@ -1,5 +1,6 @@
-"""CheckedDataset / CheckSegLabels / check_class_weights: a broken or wrong
-sample names its file and dataset index; skipping is opt-in and logged."""
+"""CheckedDataset / CheckSegLabels / add_data_checks: a broken or wrong
+sample names its file and dataset index; skipping is opt-in and logged
+(tools/train.py's class_weight check is in tests/test_tools/test_train_test.py)."""
 
 import logging
 import re
@@ -10,7 +11,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmseg.registry import DATASETS, MODELS
+from mmseg.registry import DATASETS
 from PIL import Image
 
 from mmdrn.datasets import generate_demo_scenes
@@ -20,7 +21,6 @@ from mmdrn.openmmlab.datasets.checks import (
     CheckedDataset,
     CheckSegLabels,
     add_data_checks,
-    check_class_weights,
 )
 
 PIPELINE = [
@@ -185,10 +185,12 @@ def test_ignore_index_and_all_classes_pass(data):
 
 
 def test_check_seg_labels_arguments():
-    with pytest.raises(ValueError, match='num_classes must be >= 1, got 0'):
+    with pytest.raises(ValueError, match='num_classes must be an int >= 1, got 0'):
         CheckSegLabels(0)
-    with pytest.raises(TypeError, match='num_classes must be an int >= 0'):
+    with pytest.raises(TypeError, match='num_classes must be an int >= 1, got 2.5'):
         CheckSegLabels(2.5)
+    with pytest.raises(ValueError, match='max_refetch must be an int >= 0, got -1'):
+        CheckedDataset(dict(type='x'), max_refetch=-1)
     with pytest.raises(TypeError, match='ignore_index must be an int'):
         CheckSegLabels(3, ignore_index='255')
     with pytest.raises(TypeError, match='skip_unreadable must be True or False'):
@@ -258,30 +260,3 @@ def test_add_data_checks_wraps_every_dataloader_and_reads_the_setting():
     assert not add_data_checks(Config(dict(data_checks=dict(enabled=False))))
     with pytest.raises(ValueError, match="unknown keys \\['skip'\\]; allowed"):
         add_data_checks(Config(dict(data_checks=dict(skip=True))))
-
-
-def _head(class_weight, num_classes=7):
-    init_default_scope('mmseg')
-    return MODELS.build(
-        dict(
-            type='FCNHead',
-            in_channels=4,
-            channels=4,
-            num_convs=0,
-            concat_input=False,
-            num_classes=num_classes,
-            loss_decode=dict(type='CrossEntropyLoss', class_weight=class_weight),
-        )
-    )
-
-
-def test_class_weight_length_is_checked_against_num_classes():
-    model = torch.nn.ModuleDict(dict(decode_head=_head([1.0] * 5)))
-    with pytest.raises(ValueError) as info:
-        check_class_weights(model)
-    assert str(info.value) == (
-        'decode_head: class_weight of CrossEntropyLoss has 5 entries but '
-        'num_classes is 7; give one weight per class'
-    )
-    check_class_weights(torch.nn.ModuleDict(dict(decode_head=_head([1.0] * 7))))
-    check_class_weights(torch.nn.ModuleDict(dict(decode_head=_head(None))))

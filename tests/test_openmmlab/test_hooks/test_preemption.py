@@ -164,9 +164,13 @@ def test_parse_signal_and_arguments(restore_handlers):
         parse_signal('KILL')
     with pytest.raises(TypeError, match='a signal must be a name'):
         parse_signal(1.5)
-    with pytest.raises(ValueError, match=r'exit_code must be in 1..255, got 0'):
+    with pytest.raises(ValueError, match=r'exit_code must be an int >= 1, got 0'):
         PreemptionHook(exit_code=0)
-    with pytest.raises(ValueError, match=r'interval must be in >= 1, got 0'):
+    with pytest.raises(ValueError, match=r'exit_code must be in 1..255, got 256'):
+        PreemptionHook(exit_code=256)
+    with pytest.raises(TypeError, match=r'exit_code must be an int >= 1, got True'):
+        PreemptionHook(exit_code=True)
+    with pytest.raises(ValueError, match=r'interval must be an int >= 1, got 0'):
         PreemptionHook(interval=0)
     assert PreemptionHook(signals='USR2').signals == (signal.SIGUSR2,)
 
