@@ -274,6 +274,8 @@ def test_report_names_what_it_cannot_do(tmp_path):
     assert f'benchmark_report.py: error: {given} is no benchmark.py run' in proc.stderr
 
 
+# the report of given results and a measured grid are default-suite tests
+@pytest.mark.slow
 def test_a_run_writes_table_json_markdown_and_plot(tmp_path):
     md, png = tmp_path / 'run.md', tmp_path / 'plot.png'
     args = ['drn_d_22', '--dtypes', 'fp32', '--memory-formats', 'contiguous', *TINY]

@@ -77,6 +77,8 @@ def test_onnx_dynamic_export_matches_pytorch_at_two_sizes(demo_run, tmp_path):
     assert os.listdir(out_file.parent) == ['demo.onnx']
 
 
+# the labels output is a default-suite test of tests/test_deploy in every engine
+@pytest.mark.slow
 def test_openvino_export_with_labels(demo_run, tmp_path):
     _, ckpt = demo_run
     xml = tmp_path / 'demo.xml'
@@ -135,6 +137,9 @@ def test_openvino_bf16_agrees_with_pytorch_on_the_demo_scenes(demo_run, tmp_path
         assert result['openvino-bf16']['max_rel_diff'] > 1e-4, result
 
 
+# classifier export is a default-suite test of tests/test_deploy; the tool's
+# segmentor exports are default-suite tests here
+@pytest.mark.slow
 def test_mmpretrain_classifier_exports(tmp_path):
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
