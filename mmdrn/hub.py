@@ -32,19 +32,22 @@ Example:
     'drnc26-0723-e7306483.pth'
 """
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 import urllib.error
 import zipfile
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 
 from .utils import CheckpointError
+from .utils.validation import check_float
 
 __all__ = [
     'SCHEME',
@@ -59,6 +62,7 @@ __all__ = [
 
 SCHEME = 'drn://'
 MIRROR_ENV = 'MMDRN_WEIGHTS_MIRROR'
+TIMEOUT_S = 30.0
 _logger = logging.getLogger(__name__)
 
 
@@ -266,6 +270,22 @@ def _unpack_single(archive: str, dst: str, expected: str) -> None:
             shutil.copyfileobj(src, out, 1 << 20)
 
 
+@contextlib.contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    """New sockets give up after ``seconds`` without an answer, within the block.
+
+    ``torch.hub.download_url_to_file`` takes no timeout and would wait for a
+    stalled server forever; the default it would use is restored after the
+    transfer.
+    """
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
 def _download(url: str, source: WeightSource, target: str, progress: bool) -> None:
     """Put the verified file of ``url`` at ``target``, or raise.
 
@@ -289,14 +309,21 @@ def _download(url: str, source: WeightSource, target: str, progress: bool) -> No
         os.replace(pth, target)
 
 
-def _try_url(url: str, source: WeightSource, target: str, progress: bool) -> str:
+def _try_url(
+    url: str, source: WeightSource, target: str, progress: bool, timeout: float
+) -> str:
     """Download ``url`` into ``target``: '' on success, else the reason."""
     try:
-        _download(url, source, target, progress)
+        with _socket_timeout(timeout):
+            _download(url, source, target, progress)
         return ''
     except urllib.error.HTTPError as err:
         return f'HTTP {err.code} {err.reason}'
+    except (TimeoutError, socket.timeout):
+        return f'no answer within {timeout:g} s'
     except urllib.error.URLError as err:
+        if isinstance(err.reason, (TimeoutError, socket.timeout)):
+            return f'no answer within {timeout:g} s'
         return f'cannot connect ({err.reason})'
     except RuntimeError as err:  # the hash check (torch.hub's or ours)
         return f'{err}; the download was deleted'
@@ -339,6 +366,7 @@ def fetch(
     name: str,
     mirrors: Union[None, str, Sequence[str]] = None,
     progress: bool = True,
+    timeout: float = TIMEOUT_S,
 ) -> Tuple[str, WeightSource]:
     """The verified local ``.pth`` of published weights, downloaded once.
 
@@ -354,19 +382,24 @@ def fetch(
             published ones. Default: None (``$MMDRN_WEIGHTS_MIRROR``, else the
             published URLs).
         progress (bool): Show a progress bar on stderr. Default: True.
+        timeout (float): Seconds to wait for a server to connect or to send
+            more data before trying the next URL. Default: 30.
 
     Returns:
         tuple[str, WeightSource]: The file (in ``torch.hub``'s cache) and the
         source it is.
 
     Raises:
-        ValueError: Unknown name, or a mirror that is not a URL.
+        ValueError: Unknown name, a mirror that is not a URL, or a timeout
+            that is not positive.
         DownloadError: No URL gave the published file; the message lists each
             URL with its reason and where a manual download is picked up.
         CheckpointError: A cached file differs from the published one.
     """
     candidates = sources(name)
     bases = _mirror_list(mirrors)
+    if check_float('timeout', timeout, '(0, inf)') <= 0:
+        raise ValueError(f'timeout must be a float in (0, inf), got {timeout!r}')
     for source in candidates:
         path = _cached(source)
         if path is not None:
@@ -378,7 +411,7 @@ def fetch(
         published = source.url.rsplit('/', 1)[-1]
         for url in [f'{b}/{published}' for b in bases] or [source.url]:
             _logger.info(f'downloading {source.name} from {url}')
-            reason = _try_url(url, source, target, progress)
+            reason = _try_url(url, source, target, progress, timeout)
             if not reason:
                 if source is not candidates[0]:
                     _logger.warning(

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import socket
 import subprocess
 import zipfile
 from pathlib import Path
@@ -168,6 +169,41 @@ def test_every_source_failing_gives_one_error_listing_them(
     )
     assert lines[7] == f'  {hub_cache / fyu_name}  (drn_d_22.fyu_in1k)'
     assert os.listdir(hub_cache) == []
+
+
+def test_a_server_that_never_answers_times_out_and_the_next_url_is_tried(
+    weights_http, hub_cache, published_weights
+):
+    # a listening socket that accepts connections and never sends a byte
+    with socket.socket() as silent:
+        silent.bind(('127.0.0.1', 0))
+        silent.listen(8)
+        stalled = f'http://127.0.0.1:{silent.getsockname()[1]}'
+        before = socket.getdefaulttimeout()
+        path, source = hub.fetch(
+            'drn_d_22.fyu_in1k',
+            mirrors=[stalled, weights_http.url],
+            progress=False,
+            timeout=0.5,
+        )
+    assert source.tag == 'fyu_in1k' and os.path.isfile(path)
+    assert socket.getdefaulttimeout() == before
+    os.remove(path)
+    with socket.socket() as silent:
+        silent.bind(('127.0.0.1', 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        with pytest.raises(hub.DownloadError, match=r'no answer within 0\.5 s'):
+            hub.fetch(
+                'drn_d_22.fyu_in1k',
+                mirrors=f'http://127.0.0.1:{port}',
+                progress=False,
+                timeout=0.5,
+            )
+    assert os.listdir(hub_cache) == []
+    for bad in (0, -1.0, '30'):
+        with pytest.raises((ValueError, TypeError), match='timeout must be a float'):
+            hub.fetch('drn_d_22', timeout=bad)
 
 
 def test_a_copy_put_in_the_cache_by_hand_is_used_without_a_request(
