@@ -154,8 +154,9 @@ def test_setup_amp_forced_or_off_ignores_the_measurement(
         setup_amp(cfg, 'cpu', 'on')
 
 
-def test_init_cpu_dist_single_process_gloo(monkeypatch):
-    """A one-process gloo group from torchrun-style variables."""
+@pytest.fixture
+def torchrun_env(monkeypatch):
+    """The variables torchrun sets for a one-process group, and no group yet."""
     import torch.distributed as dist
 
     if dist.is_initialized():
@@ -165,6 +166,12 @@ def test_init_cpu_dist_single_process_gloo(monkeypatch):
     ).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv('MASTER_PORT', str(29600 + os.getpid() % 300))
+
+
+def test_init_cpu_dist_single_process_gloo(torchrun_env):
+    """A one-process gloo group from torchrun-style variables."""
+    import torch.distributed as dist
+
     try:
         init_cpu_dist('pytorch', backend='nccl', timeout=60)
         assert dist.get_backend() == 'gloo'
@@ -176,17 +183,10 @@ def test_init_cpu_dist_single_process_gloo(monkeypatch):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the CPU path')
-def test_setup_device_distributed_on_cpu_records_the_backend_in_use(monkeypatch):
+def test_setup_device_distributed_on_cpu_records_the_backend_in_use(torchrun_env):
     """The Runner logs env_cfg: it must say gloo, not the config's nccl."""
     import torch.distributed as dist
 
-    if dist.is_initialized():
-        pytest.skip('a process group already exists in this process')
-    for key, value in dict(
-        RANK='0', WORLD_SIZE='1', LOCAL_RANK='0', MASTER_ADDR='127.0.0.1'
-    ).items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv('MASTER_PORT', str(29600 + os.getpid() % 300))
     cfg = _cfg(env_cfg=dict(dist_cfg=dict(backend='nccl', timeout=60)))
     try:
         assert setup_device(cfg, 'pytorch') == 'cpu'
