@@ -6,9 +6,8 @@ import pytest
 import torch
 
 
-@pytest.fixture(autouse=True)
-def _restore_default_scope():
-    """Undo any mmengine default scope a test creates.
+def _default_scope_restored():
+    """Undo any mmengine default scope created while the generator is open.
 
     Runners and ``init_default_scope`` leave a process-wide current scope
     ('mmseg' or 'mmpretrain') behind; a later test building from the other
@@ -23,6 +22,19 @@ def _restore_default_scope():
     yield
     DefaultScope._instance_dict.clear()
     DefaultScope._instance_dict.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _restore_default_scope():
+    """The scopes a test creates end with the test."""
+    yield from _default_scope_restored()
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _restore_default_scope_of_module():
+    """The scopes a module-scoped fixture creates (a shared Runner) end with
+    the module, whichever test file runs next."""
+    yield from _default_scope_restored()
 
 
 @pytest.fixture(autouse=True, scope='session')

@@ -13,9 +13,16 @@ from mmdrn.openmmlab.heads import CAMHead
 
 
 def _head(num_classes=5, in_channels=512, **kwargs):
-    head = MODELS.build(
-        dict(type='CAMHead', num_classes=num_classes, in_channels=in_channels, **kwargs)
-    )
+    # CAMHead is an mmpretrain head: built in that scope whatever is current
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        head = MODELS.build(
+            dict(
+                type='CAMHead',
+                num_classes=num_classes,
+                in_channels=in_channels,
+                **kwargs,
+            )
+        )
     head.init_weights()
     return head.eval()
 
