@@ -5,6 +5,9 @@
 VENV ?= $(or $(VIRTUAL_ENV),$(CONDA_PREFIX),.venv)
 PYTHON ?= $(VENV)/bin/python
 PYTEST_ARGS ?=
+# The default suite runs in two pytest-xdist worker processes, each taking
+# whole test files; PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: install demo test test-slow lint
 
@@ -15,7 +18,7 @@ demo: install
 	$(PYTHON) tools/demo.py
 
 test: install
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-slow: install
 	$(PYTHON) -m pytest -m slow $(PYTEST_ARGS)
