@@ -35,6 +35,7 @@ Example:
 import contextlib
 import hashlib
 import logging
+import math
 import os
 import re
 import shutil
@@ -398,7 +399,8 @@ def fetch(
     """
     candidates = sources(name)
     bases = _mirror_list(mirrors)
-    if check_float('timeout', timeout, '(0, inf)') <= 0:
+    # NaN and inf fail this too: the socket module refuses both
+    if not 0 < check_float('timeout', timeout, '(0, inf)') < math.inf:
         raise ValueError(f'timeout must be a float in (0, inf), got {timeout!r}')
     for source in candidates:
         path = _cached(source)

@@ -201,7 +201,7 @@ def test_a_server_that_never_answers_times_out_and_the_next_url_is_tried(
                 timeout=0.5,
             )
     assert os.listdir(hub_cache) == []
-    for bad in (0, -1.0, '30'):
+    for bad in (0, -1.0, float('nan'), float('inf'), '30'):
         with pytest.raises((ValueError, TypeError), match='timeout must be a float'):
             hub.fetch('drn_d_22', timeout=bad)
 
